@@ -1,0 +1,1 @@
+from reconciler.cli.app import app  # noqa: F401

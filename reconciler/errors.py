@@ -1,0 +1,112 @@
+"""The one exception tree of reconciler.
+
+Library code raises these; only the CLI (and the controller) map them to exit codes. Foreign
+exceptions (httpx, gitpython, OSError) are caught at the boundary of the layer that calls them and
+re-raised as one of these with ``raise ... from exc``, so callers never need to know which library
+failed. Messages carry what a user can act on (file and line, registry, repository, digest) and never a
+secret: no password, token or Authorization header ever reaches a message or a repr.
+
+    ReconcilerError
+    ├── DesiredStateError          invalid desired state; carries every Problem found (exit 3)
+    ├── PolicyError                a policy gate or trust rule refused an image (exit 3)
+    ├── SourceError                Git clone/fetch/checkout of the desired state failed (exit 1)
+    ├── ArchiveError               the archive store failed or holds a corrupt image (exit 1)
+    └── RegistryError              talking to a registry failed (exit 1)
+        ├── AuthError              401/403, bad credentials, token flow failed
+        ├── NotFoundError          404 for a manifest, blob or repository
+        ├── DigestMismatchError    bytes did not hash to the digest that named them
+        ├── UnsupportedManifestError  schema1, unknown media type, oversized manifest
+        └── TransientRegistryError 429, 5xx, connection errors: worth a retry
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from reconciler.model.problems import Problem
+
+
+class ReconcilerError(Exception):
+    """Base of every error reconciler raises on purpose."""
+
+
+class DesiredStateError(ReconcilerError):
+    """The desired-state repository is invalid. ``problems`` lists every problem found, in file order."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems: tuple[Problem, ...] = tuple(problems)
+        count = len(self.problems)
+        first = str(self.problems[0]) if self.problems else "no details"
+        more = f" (and {count - 1} more)" if count > 1 else ""
+        super().__init__(f"invalid desired state: {first}{more}")
+
+
+class PolicyError(ReconcilerError):
+    """A policy gate or a trust rule refused an image or a commit."""
+
+
+class SourceError(ReconcilerError):
+    """The desired state could not be fetched or read from Git."""
+
+
+class ArchiveError(ReconcilerError):
+    """The archive store could not be read or written, or holds an image that fails verification."""
+
+
+class RegistryError(ReconcilerError):
+    """A registry operation failed. Every message names the registry, and the repository and digest
+    where they are known."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        registry: str | None = None,
+        repository: str | None = None,
+        digest: str | None = None,
+        status: int | None = None,
+    ) -> None:
+        self.reason = message
+        self.registry = registry
+        self.repository = repository
+        self.digest = digest
+        self.status = status
+        where = "/".join(p for p in (registry, repository) if p)
+        if digest:
+            where = f"{where}@{digest}" if where else digest
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class AuthError(RegistryError):
+    """Authentication or authorization failed (401/403, token flow, credential helper)."""
+
+
+class NotFoundError(RegistryError):
+    """The registry answered 404 for a manifest, blob or repository."""
+
+
+class DigestMismatchError(RegistryError):
+    """Content did not hash to the digest that named it; nothing was written."""
+
+
+class UnsupportedManifestError(RegistryError):
+    """A manifest reconciler refuses: schema1, an unknown media type, or larger than the limit."""
+
+
+class TransientRegistryError(RegistryError):
+    """A failure worth retrying: 429, 5xx, a dropped or refused connection, a timeout."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        registry: str | None = None,
+        repository: str | None = None,
+        digest: str | None = None,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, registry=registry, repository=repository, digest=digest, status=status)
+        self.retry_after = retry_after
