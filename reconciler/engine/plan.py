@@ -61,9 +61,7 @@ def selected_environments(desired: DesiredState, only: Collection[str] | None = 
         if name not in known:
             raise KeyError(name)
     return tuple(
-        env
-        for env in desired.config.environments
-        if not env.source and (only is None or not only or env.name in only)
+        env for env in desired.config.environments if not env.source and (only is None or not only or env.name in only)
     )
 
 

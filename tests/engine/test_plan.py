@@ -40,9 +40,12 @@ def test_fresh_chain_converges_in_one_apply_with_dependencies_in_promotion_order
         ("copy", "p", "prod-b"),
     ]
     t, s1, s2, pa, pb = result.actions
-    assert t.source == Location("dev", "d/payments/api") and t.depends_on == ()
-    assert s1.source == Location("test", "t/payments/api") and s1.depends_on == (t.id,)
-    assert s2.source == Location("pre", "s1/payments/api") and s2.depends_on == (s1.id,)
+    assert t.source == Location("dev", "d/payments/api")
+    assert t.depends_on == ()
+    assert s1.source == Location("test", "t/payments/api")
+    assert s1.depends_on == (t.id,)
+    assert s2.source == Location("pre", "s1/payments/api")
+    assert s2.depends_on == (s1.id,)
     # both production sites copy from s2 (the from environment), not from each other
     assert pa.source == pb.source == Location("pre", "s2/payments/api")
     assert pa.depends_on == pb.depends_on == (s2.id,)
@@ -72,12 +75,15 @@ def test_retag_when_manifest_already_in_target_repository() -> None:
     del world.tags[TagKey("test", "t/payments/api", TAG)]
     result = plan(desired, world.observe(desired))
     assert kinds(result) == [("retag", "t", "test")]
-    assert result.actions[0].source is None and result.actions[0].digest == digest
+    assert result.actions[0].source is None
+    assert result.actions[0].digest == digest
 
 
 def test_second_tag_for_same_digest_retags_after_the_copy() -> None:
     digest = digest_of("x")
-    desired = state(chain_config(), {"d": [(API, TAG, digest)], "t": [(API, TAG, digest), (API, "20261127_02", digest)]})
+    desired = state(
+        chain_config(), {"d": [(API, TAG, digest)], "t": [(API, TAG, digest), (API, "20261127_02", digest)]}
+    )
     world = World()
     world.put("dev", "d/payments/api", TAG, digest)
     result = plan(desired, world.observe(desired))
@@ -96,8 +102,11 @@ def test_immutable_conflict_is_refused_and_writes_nothing() -> None:
     result = plan(desired, world.observe(desired))
     assert len(result) == 1
     action = result.actions[0]
-    assert action.kind is ActionKind.CONFLICT and action.resolution is ConflictResolution.REFUSED
-    assert action.current_digest == other and not action.writes and action.fails
+    assert action.kind is ActionKind.CONFLICT
+    assert action.resolution is ConflictResolution.REFUSED
+    assert action.current_digest == other
+    assert not action.writes
+    assert action.fails
     assert "immutable" in action.reason
 
 
