@@ -1,0 +1,143 @@
+"""The audit log: one JSON line per action or refusal, appended atomically, never rewritten.
+
+Every record says when, what (copy, retag, conflict...), where (environment, registry, repository,
+tag, digest), from where (source), why (the Git commit of the desired state and its author) and how it
+ended (result, error). Each line is written with ONE ``write()`` of the complete line on a descriptor
+opened with ``O_APPEND``, so concurrent writers (two applies, the controller and a person) interleave
+whole lines, never fragments, and a crash leaves at most a missing line, never a torn one. The file is
+only ever appended to: this module has no code path that truncates, seeks or rewrites it.
+
+It must never record a secret: records hold names, digests and error messages built by reconciler's
+error tree (which carry no credentials), and messages are scrubbed again here for URL user-info,
+``Authorization`` values and bearer/basic tokens, as a second line of defence.
+
+The default path is ``$RECONCILER_AUDIT_LOG`` when set, else
+``$XDG_STATE_HOME/reconciler/audit.jsonl`` (``~/.local/state/reconciler/audit.jsonl``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO
+
+from reconciler.errors import ReconcilerError
+
+AUDIT_LOG_ENV = "RECONCILER_AUDIT_LOG"
+
+_SECRETS = (
+    (re.compile(r"(?i)(\w+://)[^/@\s:]+:[^/@\s]*@"), r"\1***@"),
+    (re.compile(r"(?i)\b(authorization\s*[:=]\s*)(\S+(\s+\S+)?)"), r"\1***"),
+    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 ***"),
+    (re.compile(r"(?i)\b(password|passwd|token|secret)(\s*[:=]\s*)\S+"), r"\1\2***"),
+)
+
+
+def scrub(text: str) -> str:
+    """``text`` with anything that looks like a credential replaced by ``***``."""
+    for pattern, replacement in _SECRETS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def default_audit_path() -> Path:
+    configured = os.environ.get(AUDIT_LOG_ENV)
+    if configured:
+        return Path(configured)
+    state_home = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state_home) / "reconciler" / "audit.jsonl"
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    action: str
+    """``copy``, ``retag``, ``conflict``, ``missing``, ``unreachable`` (later: archive, restore, destroy)."""
+    environment: str
+    registry: str
+    repository: str
+    tag: str
+    digest: str
+    result: str
+    """``ok``, ``failed``, ``refused`` or ``skipped`` (a dependency failed)."""
+    source: str | None = None
+    """``registry/repository`` the image came from, when copied."""
+    commit: str | None = None
+    commit_author: str | None = None
+    error: str | None = None
+    time: str = ""
+    """RFC 3339 UTC; filled in when the record is appended if left empty."""
+
+    def to_json(self) -> str:
+        fields = asdict(self)
+        if not fields["time"]:
+            fields["time"] = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+        if fields["error"] is not None:
+            fields["error"] = scrub(fields["error"])
+        ordered = {"time": fields.pop("time"), **fields}
+        return json.dumps(ordered, ensure_ascii=False, separators=(",", ":"), sort_keys=False)
+
+
+class AuditLog:
+    """Appends records to a JSON-lines file (and echoes them to a stream in JSON-log mode).
+
+    ``path=None`` writes no file (used when only echoing). The file and its directory are created on
+    the first append, with mode 0600 for the file: an audit log is not for every local user.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None, *, echo: TextIO | None = None) -> None:
+        self.path = Path(path) if path is not None else None
+        self._echo = echo
+        self._fd: int | None = None
+        self.records_written = 0
+
+    def _open(self) -> int:
+        if self._fd is None:
+            assert self.path is not None
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            except OSError as exc:
+                raise ReconcilerError(f"cannot open the audit log {self.path}: {exc.strerror}") from exc
+        return self._fd
+
+    def append(self, record: AuditRecord) -> None:
+        line = (record.to_json() + "\n").encode("utf-8")
+        if self.path is not None:
+            fd = self._open()
+            try:
+                written = os.write(fd, line)
+            except OSError as exc:
+                raise ReconcilerError(f"cannot append to the audit log {self.path}: {exc.strerror}") from exc
+            if written != len(line):
+                # Regular files take a whole write unless the disk is full; say so rather than
+                # leave a silently torn record.
+                raise ReconcilerError(f"audit log {self.path}: short write ({written} of {len(line)} bytes)")
+        if self._echo is not None:
+            self._echo.write(line.decode("utf-8"))
+            self._echo.flush()
+        self.records_written += 1
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> AuditLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def read_records(path: str | os.PathLike[str]) -> list[dict[str, object]]:
+    """Every record of an audit log file, oldest first (for ``history`` and tests)."""
+    records: list[dict[str, object]] = []
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                records.append(json.loads(line))
+    return records
