@@ -1,0 +1,106 @@
+"""Desired state from Git: a bare repository in tmp, fetched into a cache, by branch, tag and SHA."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from reconciler.errors import SourceError
+from reconciler.gitops import git_source, local_source, redact_url
+
+
+def git(cwd: Path, *args: str) -> str:
+    env = {
+        "GIT_AUTHOR_NAME": "Ada Lovelace",
+        "GIT_AUTHOR_EMAIL": "ada@example.com",
+        "GIT_COMMITTER_NAME": "Ada Lovelace",
+        "GIT_COMMITTER_EMAIL": "ada@example.com",
+        "HOME": str(cwd),
+        "PATH": "/usr/bin:/bin",
+    }
+    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout.strip()
+
+
+@pytest.fixture
+def origin(tmp_path: Path) -> tuple[Path, Path]:
+    """(bare repository, work tree that pushes to it) with one commit on main."""
+    bare = tmp_path / "origin.git"
+    work = tmp_path / "work"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(bare)], check=True)
+    work.mkdir()
+    git(work, "init", "-q", "-b", "main")
+    (work / "reconciler.yaml").write_text("version: 1\n")
+    git(work, "add", ".")
+    git(work, "commit", "-q", "-m", "first")
+    git(work, "remote", "add", "origin", str(bare))
+    git(work, "push", "-q", "origin", "main")
+    return bare, work
+
+
+def test_branch_tag_and_sha_resolve_to_snapshots(origin: tuple[Path, Path], tmp_path: Path) -> None:
+    bare, work = origin
+    cache = tmp_path / "cache"
+    first_sha = git(work, "rev-parse", "HEAD")
+    git(work, "tag", "v1")
+    (work / "reconciler.yaml").write_text("version: 1\n# second\n")
+    git(work, "commit", "-q", "-am", "second")
+    git(work, "push", "-q", "--tags", "origin", "main")
+    second_sha = git(work, "rev-parse", "HEAD")
+
+    head = git_source(f"file://{bare}", "main", cache_dir=cache)
+    assert head.commit == second_sha
+    assert head.commit_author == "Ada Lovelace <ada@example.com>"
+    assert "# second" in (head.root / "reconciler.yaml").read_text()
+
+    tagged = git_source(f"file://{bare}", "v1", cache_dir=cache)
+    assert tagged.commit == first_sha
+    assert "# second" not in (tagged.root / "reconciler.yaml").read_text()
+    assert git_source(f"file://{bare}", first_sha, cache_dir=cache).root == tagged.root
+    # one clone per URL, reused
+    assert len(list((cache / "sources").iterdir())) == 1
+
+
+def test_new_commits_are_fetched_on_the_next_run(origin: tuple[Path, Path], tmp_path: Path) -> None:
+    bare, work = origin
+    cache = tmp_path / "cache"
+    before = git_source(str(bare), "main", cache_dir=cache)
+    (work / "environments").mkdir()
+    (work / "environments" / "t.yaml").write_text("environment: t\n")
+    git(work, "add", ".")
+    git(work, "commit", "-q", "-m", "add t")
+    git(work, "push", "-q", "origin", "main")
+    after = git_source(str(bare), "main", cache_dir=cache)
+    assert after.commit != before.commit
+    assert (after.root / "environments" / "t.yaml").is_file()
+    assert not (before.root / "environments").exists()  # snapshots are immutable
+
+
+def test_unknown_ref_and_unreachable_url_raise_source_error(origin: tuple[Path, Path], tmp_path: Path) -> None:
+    bare, _work = origin
+    with pytest.raises(SourceError, match="no branch, tag or commit named 'nope'"):
+        git_source(str(bare), "nope", cache_dir=tmp_path / "c")
+    with pytest.raises(SourceError, match=r"cannot fetch https://\*\*\*@127\.0\.0\.1:1/x\.git") as caught:
+        git_source("https://bob:hunter2@127.0.0.1:1/x.git", "main", cache_dir=tmp_path / "c")
+    assert "hunter2" not in str(caught.value)
+    assert not any("hunter2" in p.read_text(errors="ignore") for p in (tmp_path / "c").rglob("*") if p.is_file())
+
+
+def test_local_directory_records_commit_and_dirty_state(origin: tuple[Path, Path], tmp_path: Path) -> None:
+    _bare, work = origin
+    clean = local_source(work)
+    assert clean.commit == git(work, "rev-parse", "HEAD")
+    assert clean.commit_author == "Ada Lovelace <ada@example.com>"
+    (work / "reconciler.yaml").write_text("version: 1\n# edited\n")
+    assert local_source(work).commit == clean.commit + "-dirty"
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    assert local_source(plain).commit is None
+    with pytest.raises(SourceError):
+        local_source(tmp_path / "absent")
+
+
+def test_redact_url() -> None:
+    assert redact_url("https://u:p@h/x.git") == "https://***@h/x.git"
+    assert redact_url("https://h/x.git") == "https://h/x.git"
