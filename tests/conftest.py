@@ -1,0 +1,112 @@
+"""Shared pytest fixtures: real registries on loopback, skopeo, generated images.
+
+Fixtures that need ``/usr/bin/docker-registry`` or ``skopeo`` FAIL (never skip) when the binary is missing,
+with the command that installs it: in CI a skipped infrastructure test would hide that nothing was tested.
+
+- ``registry``: a fresh plain registry per test (function scope).
+- ``session_registry``: one plain registry for the whole run; use a unique repository per test.
+- ``registry_factory``: ``registry_factory(**LocalRegistry kwargs)`` starts more; all stop at teardown.
+- ``basic_registry``: htpasswd Basic auth; ``.username`` / ``.password``.
+- ``token_registry``: ``auth: token`` fed by ``support.tokenserver.TokenServer`` (``.token_server``).
+- ``skopeo``: a :class:`support.skopeo.Skopeo`.
+- ``unique_repo``: a repository name unique to the test (for the session registry).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # so tests import ``support.*`` whatever their package layout
+
+from support.registries import AuthedRegistry
+from support.skopeo import SKOPEO_INSTALL_HINT, Skopeo, find_skopeo
+
+from reconciler.testing.localregistry import LocalRegistry, LocalRegistryError, find_registry_binary
+
+RegistryFactory = Callable[..., LocalRegistry]
+
+
+@pytest.fixture(scope="session")
+def registry_binary() -> Path:
+    try:
+        return find_registry_binary()
+    except LocalRegistryError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+def _start(binary: Path, **kwargs: Any) -> LocalRegistry:
+    try:
+        return LocalRegistry(binary=binary, **kwargs).start()
+    except LocalRegistryError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture
+def registry(registry_binary: Path) -> Iterator[LocalRegistry]:
+    """A fresh, empty, plain-HTTP registry with deletion enabled, for this test only."""
+    local = _start(registry_binary, name="registry")
+    try:
+        yield local
+    finally:
+        local.stop()
+
+
+@pytest.fixture(scope="session")
+def session_registry(registry_binary: Path) -> Iterator[LocalRegistry]:
+    """One plain registry shared by the whole session: cheap, but tests must use their own repositories
+    (see ``unique_repo``) and must not assert on the whole request log or catalog."""
+    local = _start(registry_binary, name="session-registry")
+    try:
+        yield local
+    finally:
+        local.stop()
+
+
+@pytest.fixture
+def unique_repo(request: pytest.FixtureRequest) -> str:
+    """A repository name derived from the test's node id: unique within a session, valid for a registry."""
+    name = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:60] or "test"
+    module = re.sub(r"[^a-z0-9]+", "-", request.node.module.__name__.lower()).strip("-")[-40:]
+    return f"t/{module}/{name}"
+
+
+@pytest.fixture
+def registry_factory(registry_binary: Path) -> Iterator[RegistryFactory]:
+    """Start as many registries as a test needs: ``registry_factory(name="prod-a", storage_dir=...)``."""
+    started: list[LocalRegistry] = []
+
+    def start(**kwargs: Any) -> LocalRegistry:
+        local = _start(registry_binary, **kwargs)
+        started.append(local)
+        return local
+
+    try:
+        yield start
+    finally:
+        for local in reversed(started):
+            local.stop()
+
+
+@pytest.fixture
+def basic_registry(registry_binary: Path) -> Iterator[AuthedRegistry]:
+    """A registry with htpasswd Basic auth (one user). ``.username`` / ``.password`` / ``.registry``."""
+    username, password = "alice", "correct-horse-battery"
+    local = _start(registry_binary, name="basic-registry", basic_auth={username: password})
+    try:
+        yield AuthedRegistry(registry=local, username=username, password=password)
+    finally:
+        local.stop()
+
+
+@pytest.fixture(scope="session")
+def skopeo() -> Skopeo:
+    path = find_skopeo()
+    if path is None:
+        pytest.fail(f"skopeo not found on PATH: {SKOPEO_INSTALL_HINT}", pytrace=False)
+    return Skopeo(path)

@@ -1,0 +1,75 @@
+"""The local registry fixture starts a real distribution registry, logs requests, enforces auth, stops."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from support.registries import AuthedRegistry
+
+from reconciler.testing.localregistry import LocalRegistry, LocalRegistryError, find_registry_binary
+
+
+def test_registry_answers_v2_on_loopback_and_stops(registry_binary) -> None:
+    local = LocalRegistry(binary=registry_binary).start()
+    try:
+        assert local.host.startswith("127.0.0.1:")
+        assert local.url == f"http://{local.host}"
+        assert httpx.get(f"{local.url}/v2/").status_code == 200
+        work = local.log_path.parent
+        port = local.port
+    finally:
+        local.stop()
+    assert not local.running
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{port}/v2/", timeout=1)
+    assert not work.exists(), "temporary config, log and storage are removed on stop"
+
+
+def test_two_registries_get_different_ports(registry_factory) -> None:
+    first, second = registry_factory(name="a"), registry_factory(name="b")
+    assert first.port != second.port
+    assert httpx.get(f"{second.url}/v2/").status_code == 200
+
+
+def test_given_storage_dir_is_used_and_kept(registry_factory, tmp_path) -> None:
+    local = registry_factory(storage_dir=tmp_path / "data")
+    httpx.post(f"{local.url}/v2/some/repo/blobs/uploads/")
+    local.stop()
+    assert (tmp_path / "data" / "docker" / "registry" / "v2" / "repositories" / "some" / "repo").is_dir()
+
+
+def test_request_log_records_method_uri_status_and_kind(registry) -> None:
+    mark = registry.mark()
+    httpx.head(f"{registry.url}/v2/app/manifests/missing")
+    httpx.post(f"{registry.url}/v2/app/blobs/uploads/")
+    httpx.get(f"{registry.url}/v2/app/tags/list")
+    records = registry.requests_since(mark)
+    assert [(r.method, r.kind, r.status, r.repository) for r in records] == [
+        ("HEAD", "manifest", 404, "app"),
+        ("POST", "upload", 202, "app"),
+        ("GET", "tags", 404, "app"),
+    ]
+    assert records[1].is_blob_write
+    assert not records[0].is_blob_write
+
+
+def test_missing_binary_names_the_install_command() -> None:
+    with pytest.raises(LocalRegistryError, match="apt-get install docker-registry"):
+        find_registry_binary("/nonexistent/docker-registry")
+
+
+def test_basic_auth_accepts_right_credentials_and_refuses_wrong_ones(basic_registry: AuthedRegistry) -> None:
+    url = f"{basic_registry.url}/v2/"
+    assert httpx.get(url).status_code == 401
+    assert httpx.get(url, auth=(basic_registry.username, "wrong")).status_code == 401
+    assert httpx.get(url, auth=("mallory", basic_registry.password)).status_code == 401
+    assert httpx.get(url, auth=(basic_registry.username, basic_registry.password)).status_code == 200
+
+
+def test_password_never_reaches_config_or_log(basic_registry: AuthedRegistry) -> None:
+    httpx.get(f"{basic_registry.url}/v2/", auth=(basic_registry.username, basic_registry.password))
+    work = basic_registry.registry.log_path.parent
+    for path in work.iterdir():
+        if path.is_file():
+            assert basic_registry.password not in path.read_text(errors="replace"), path.name
+    assert basic_registry.password not in repr(basic_registry)

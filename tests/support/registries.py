@@ -1,0 +1,29 @@
+"""Small wrappers the fixtures hand to tests: a registry together with the credentials it accepts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from reconciler.testing.localregistry import LocalRegistry
+
+
+@dataclass(frozen=True)
+class AuthedRegistry:
+    """A running registry that needs credentials, and one user that it accepts."""
+
+    registry: LocalRegistry
+    username: str
+    password: str = field(repr=False)
+
+    @property
+    def url(self) -> str:
+        return self.registry.url
+
+    @property
+    def host(self) -> str:
+        return self.registry.host
+
+    @property
+    def creds(self) -> str:
+        """``user:password`` for skopeo's ``--creds``."""
+        return f"{self.username}:{self.password}"
