@@ -1,0 +1,157 @@
+"""One reconcile pass: load -> observe -> plan -> [plan stops here] -> execute -> audit.
+
+``plan`` and ``apply`` are the SAME code path; the dry run is an early return after planning, so what
+``plan`` shows is exactly what ``apply`` would do from the same observation. The pass returns a
+``PassReport`` (data, no formatting) that the CLI renders and the controller turns into status.
+
+It never maps errors to exit codes (the CLI does), never prints (progress bars excepted, and only on a
+terminal), and writes to registries only through ``RegistryAccess`` and only when not a dry run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import IO
+
+from reconciler.audit import AuditLog, AuditRecord
+from reconciler.engine.access import RegistryAccess
+from reconciler.engine.execute import DEFAULT_APPLY_CONCURRENCY, ActionResult, Outcome, Progress, execute
+from reconciler.engine.observe import DEFAULT_OBSERVE_CONCURRENCY, observe
+from reconciler.engine.plan import plan as make_plan
+from reconciler.engine.plan import selected_environments
+from reconciler.errors import ReconcilerError
+from reconciler.model.desired import DesiredState
+from reconciler.model.observed import ObservedState
+from reconciler.model.plan import Action, Plan
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """One image that did not converge: where, and why."""
+
+    environment: str
+    registry: str
+    image: str
+    tag: str
+    digest: str
+    reason: str
+    action: str
+
+    def __str__(self) -> str:
+        return f"{self.environment}: {self.registry}/{self.image}:{self.tag}: {self.reason}"
+
+
+@dataclass(frozen=True, slots=True)
+class PassReport:
+    desired: DesiredState
+    observed: ObservedState
+    plan: Plan
+    results: tuple[ActionResult, ...] | None
+    """None for a dry run (``plan``); one per action after ``apply``."""
+    observe_seconds: float
+    plan_seconds: float
+    execute_seconds: float = 0.0
+
+    @property
+    def applied(self) -> bool:
+        return self.results is not None
+
+    @property
+    def failures(self) -> list[Failure]:
+        """Images that are not (plan: cannot be) as declared after this pass."""
+        if self.results is None:
+            return [_failure(action, action.reason) for action in self.plan.failures]
+        return [_failure(r.action, r.error or r.outcome.value) for r in self.results if not r.succeeded]
+
+    @property
+    def changed(self) -> list[ActionResult]:
+        return [r for r in self.results or () if r.succeeded and r.action.writes]
+
+
+def _failure(action: Action, reason: str) -> Failure:
+    return Failure(
+        environment=action.environment,
+        registry=action.registry,
+        image=action.image,
+        tag=action.tag,
+        digest=action.digest,
+        reason=reason,
+        action=action.kind.value,
+    )
+
+
+def audit_record(result: ActionResult, desired: DesiredState) -> AuditRecord:
+    action = result.action
+    return AuditRecord(
+        action=action.kind.value,
+        environment=action.environment,
+        registry=action.registry,
+        repository=action.repository,
+        tag=action.tag,
+        digest=action.digest,
+        result=result.outcome.value,
+        source=str(action.source) if action.source is not None else None,
+        commit=desired.commit,
+        commit_author=desired.commit_author,
+        error=result.error if result.outcome is not Outcome.OK else None,
+    )
+
+
+async def reconcile_pass(
+    desired: DesiredState,
+    access: RegistryAccess,
+    *,
+    only: Collection[str] | None = None,
+    dry_run: bool,
+    audit: AuditLog | None = None,
+    observe_concurrency: int = DEFAULT_OBSERVE_CONCURRENCY,
+    apply_concurrency: int = DEFAULT_APPLY_CONCURRENCY,
+    progress_stream: IO[str] | None = None,
+    progress: bool | None = None,
+) -> PassReport:
+    """Observe the registries, plan, and (unless ``dry_run``) execute and audit every action.
+
+    ``only`` restricts the pass to some environments (KeyError-free: unknown names raise
+    ``ReconcilerError`` naming them). ``progress`` None means "bars only on a terminal".
+    """
+    try:
+        selected_environments(desired, only)
+    except KeyError as exc:
+        known = ", ".join(desired.config.environment_names)
+        raise ReconcilerError(f"unknown environment {exc.args[0]!r} (defined: {known})") from None
+
+    started = time.monotonic()
+    observed = await observe(desired, access, only, concurrency=observe_concurrency)
+    observed_at = time.monotonic()
+    plan = make_plan(desired, observed, only)
+    planned_at = time.monotonic()
+    if dry_run:
+        return PassReport(desired, observed, plan, None, observed_at - started, planned_at - observed_at)
+
+    def on_result(result: ActionResult) -> None:
+        if audit is not None:
+            audit.append(audit_record(result, desired))
+        bars.advance(result)
+
+    with Progress(len(plan), stream=progress_stream, enabled=progress) as bars:
+        results = await execute(plan, access, concurrency=apply_concurrency, on_result=on_result)
+    finished = time.monotonic()
+    return PassReport(
+        desired,
+        observed,
+        plan,
+        tuple(results),
+        observed_at - started,
+        planned_at - observed_at,
+        finished - planned_at,
+    )
+
+
+def with_commit(desired: DesiredState, commit: str | None, author: str | None) -> DesiredState:
+    """The desired state stamped with the Git commit it was read at (for the audit log)."""
+    if commit is None and author is None:
+        return desired
+    return dataclasses.replace(desired, commit=commit, commit_author=author)

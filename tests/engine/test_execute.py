@@ -1,0 +1,113 @@
+"""Executor scheduling without a network: dependencies, per-image isolation, bounded concurrency, audit.
+
+The registry side is the in-memory ``World`` behind the four-operation ``RegistryAccess`` interface;
+real registries are exercised end to end in ``test_reconcile_e2e.py``. This file checks only the logic
+a real registry cannot be made to exercise deterministically (which action fails, and when).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from reconciler.audit import AuditLog, read_records
+from reconciler.engine.execute import Outcome, execute
+from reconciler.engine.reconcile import reconcile_pass
+from reconciler.errors import TransientRegistryError
+from reconciler.model.observed import ManifestKey, TagKey
+from reconciler.model.plan import Location
+
+from .states import digest_of, full_chain
+from .world import World
+
+TAG = "20261127_01"
+
+
+class FakeAccess:
+    def __init__(self, world: World, *, failing_registry: str | None = None, delay: float = 0.0) -> None:
+        self.world = world
+        self.failing_registry = failing_registry
+        self.delay = delay
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    async def tag_digest(self, registry: str, repository: str, tag: str) -> str | None:
+        return self.world.tags.get(TagKey(registry, repository, tag))
+
+    async def has_manifest(self, registry: str, repository: str, digest: str) -> bool:
+        return ManifestKey(registry, repository, digest) in self.world.manifests
+
+    async def _write(self, target: Location, digest: str, tag: str) -> None:
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(self.delay)
+            if target.registry == self.failing_registry:
+                raise TransientRegistryError("503 Service Unavailable", registry=target.registry)
+            self.world.put(target.registry, target.repository, tag, digest)
+        finally:
+            self.in_flight -= 1
+
+    async def copy(self, source: Location, target: Location, digest: str, tag: str) -> None:
+        assert ManifestKey(source.registry, source.repository, digest) in self.world.manifests
+        await self._write(target, digest, tag)
+
+    async def retag(self, target: Location, digest: str, tag: str) -> None:
+        assert ManifestKey(target.registry, target.repository, digest) in self.world.manifests
+        await self._write(target, digest, tag)
+
+    async def aclose(self) -> None:
+        return None
+
+
+def seeded(images: tuple[str, ...]) -> World:
+    world = World()
+    for image in images:
+        world.put("dev", f"d/{image}", TAG, digest_of(image + TAG))
+    return world
+
+
+def test_failed_stage_skips_its_downstream_and_spares_other_sites_and_images(tmp_path: Path) -> None:
+    images = ("payments/api", "payments/web")
+    desired = full_chain(images)
+    world = seeded(images)
+    access = FakeAccess(world, failing_registry="prod-a")
+    audit_path = tmp_path / "audit.jsonl"
+    with AuditLog(audit_path) as audit:
+        report = asyncio.run(reconcile_pass(desired, access, dry_run=False, audit=audit, progress=False))
+    assert report.results is not None
+    outcomes = {(r.action.image, r.action.registry): r.outcome for r in report.results}
+    assert outcomes[("payments/api", "prod-a")] is Outcome.FAILED
+    assert outcomes[("payments/api", "prod-b")] is Outcome.OK
+    assert outcomes[("payments/web", "pre")] is Outcome.OK
+    failures = report.failures
+    assert {(f.image, f.registry) for f in failures} == {("payments/api", "prod-a"), ("payments/web", "prod-a")}
+    assert all("503" in f.reason for f in failures)
+    records = read_records(audit_path)
+    assert len(records) == len(report.results) == 10
+    assert sum(r["result"] == "failed" for r in records) == 2
+
+
+def test_dependency_failure_skips_the_chain() -> None:
+    desired = full_chain(("payments/api",))
+    access = FakeAccess(seeded(("payments/api",)), failing_registry="test")
+    report = asyncio.run(reconcile_pass(desired, access, dry_run=False, progress=False))
+    assert report.results is not None
+    assert [r.outcome for r in report.results] == [Outcome.FAILED] + [Outcome.SKIPPED] * 4
+    assert "needs #0 copy test/t/payments/api" in (report.results[1].error or "")
+
+
+def test_concurrency_is_bounded_and_dry_run_writes_nothing() -> None:
+    images = tuple(f"app{i}" for i in range(12))
+    desired = full_chain(images)
+    world = seeded(images)
+    access = FakeAccess(world, delay=0.01)
+    dry = asyncio.run(reconcile_pass(desired, access, dry_run=True))
+    assert dry.results is None
+    assert len(dry.plan.writes) == 60
+    assert access.max_in_flight == 0
+    results = asyncio.run(execute(dry.plan, access, concurrency=3))
+    assert all(r.outcome is Outcome.OK for r in results)
+    assert access.max_in_flight == 3
+    again = asyncio.run(reconcile_pass(desired, access, dry_run=True))
+    assert again.plan.is_empty
