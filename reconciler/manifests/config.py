@@ -1,0 +1,474 @@
+"""Validate ``reconciler.yaml`` and build the typed ``Config`` from it.
+
+One walk over the node tree checks every field (unknown, missing, wrong type, bad value, references to
+undefined registries, environments and base images, the promotion chain) and records each problem with
+its position. The returned ``Config`` is best effort: it holds what was valid, so the environment files
+can still be checked against it; callers that need a valid state look at the problems first.
+This module never reads files or talks to a registry.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from reconciler.manifests.fields import Checker
+from reconciler.manifests.yamltree import MappingNode, Node, ParsedYaml, ScalarNode, SequenceNode
+from reconciler.model.desired import (
+    DEFAULT_FORBIDDEN_TAGS,
+    DEFAULT_TAG_PATTERN,
+    ArchiveConfig,
+    BaseImage,
+    Config,
+    Environment,
+    Gate,
+    NamingRule,
+    Registry,
+    Retention,
+    RetentionRule,
+    TrustRule,
+)
+from reconciler.model.digest import is_valid_digest
+from reconciler.model.problems import Problem
+
+CONFIG_FILE = "reconciler.yaml"
+SUPPORTED_VERSIONS = (1,)
+ENVIRONMENT_NAME = re.compile(r"^[a-z][a-z0-9]*$")
+REGISTRY_NAME = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
+PATH_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
+IMAGE_NAME = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
+_URL = re.compile(r"^(https?)://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::(\d{1,5}))?/?$")
+
+ExistsFn = Callable[[str], bool]
+
+
+@dataclass(slots=True)
+class _EnvDraft:
+    """An environment as read, before the chain is checked."""
+
+    env: Environment
+    node: Node
+    from_node: Node | None
+
+
+def _registries(checker: Checker, node: Node, exists: ExistsFn) -> dict[str, Registry]:
+    registries: dict[str, Registry] = {}
+    mapping = checker.mapping(node, "registries")
+    if mapping is None:
+        return registries
+    for name, key_node, value in checker.entries(mapping, "registries"):
+        if not REGISTRY_NAME.match(name):
+            checker.add(
+                key_node, "bad-name", f"registry name {name!r} must be lowercase letters, digits, '.', '_', '-'"
+            )
+            continue
+        what = f"registry {name!r}"
+        fields = checker.fields(value, what, required=("url",), optional=("insecure", "ca_bundle", "max_concurrency"))
+        if fields is None:
+            continue
+        url = checker.text(fields["url"], f"{what} url") if "url" in fields else None
+        if url is not None and not _URL.match(url):
+            checker.add(fields["url"], "bad-value", f"{what} url {url!r} must be http(s)://host[:port] with no path")
+            url = None
+        insecure = checker.boolean(fields["insecure"], f"{what} insecure") if "insecure" in fields else False
+        ca_bundle = checker.text(fields["ca_bundle"], f"{what} ca_bundle") if "ca_bundle" in fields else None
+        if ca_bundle is not None and not ca_bundle.startswith("/") and not exists(ca_bundle):
+            checker.add(fields["ca_bundle"], "file-missing", f"{what} ca_bundle {ca_bundle!r} does not exist")
+        concurrency = (
+            checker.integer(fields["max_concurrency"], f"{what} max_concurrency", minimum=1)
+            if "max_concurrency" in fields
+            else None
+        )
+        if url is None:
+            continue
+        registries[name] = Registry(
+            name=name, url=url.rstrip("/"), insecure=bool(insecure), ca_bundle=ca_bundle, max_concurrency=concurrency
+        )
+    return registries
+
+
+def _environment(checker: Checker, name: str, value: Node, registry_names: set[str]) -> _EnvDraft | None:
+    what = f"environment {name!r}"
+    fields = checker.fields(
+        value,
+        what,
+        required=("prefix",),
+        optional=("registry", "registries", "from", "source", "immutable_tags", "allow_tag_moves"),
+    )
+    if fields is None:
+        return None
+    ok = True
+    names: list[str] = []
+    if "registry" in fields and "registries" in fields:
+        checker.add(
+            fields["registries"], "conflicting-fields", f"{what} sets both 'registry' and 'registries'; keep one"
+        )
+        ok = False
+    elif "registry" in fields:
+        one = checker.text(fields["registry"], f"{what} registry")
+        if one is None:
+            ok = False
+        elif checker.reference(fields["registry"], one, registry_names, "unknown-registry", "registry"):
+            names = [one]
+        else:
+            ok = False
+    elif "registries" in fields:
+        listed = checker.string_list(fields["registries"], f"{what} registries")
+        for reg, reg_node in listed:
+            if checker.reference(reg_node, reg, registry_names, "unknown-registry", "registry"):
+                names.append(reg)
+            else:
+                ok = False
+        if not listed and isinstance(fields["registries"], SequenceNode):
+            checker.add(fields["registries"], "bad-value", f"{what} registries must name at least one registry")
+            ok = False
+        elif not listed:
+            ok = False
+    else:
+        checker.add(value, "missing-field", f"{what} needs 'registry: NAME' or 'registries: [NAME, ...]'")
+        ok = False
+    prefix = checker.text(fields["prefix"], f"{what} prefix") if "prefix" in fields else None
+    if prefix is not None and not PATH_COMPONENT.match(prefix):
+        checker.add(fields["prefix"], "bad-value", f"{what} prefix {prefix!r} must be one lowercase OCI path component")
+        prefix = None
+    upstream = checker.text(fields["from"], f"{what} from") if "from" in fields else None
+    source = checker.boolean(fields["source"], f"{what} source") if "source" in fields else False
+    immutable = (
+        checker.boolean(fields["immutable_tags"], f"{what} immutable_tags") if "immutable_tags" in fields else False
+    )
+    moves = (
+        checker.boolean(fields["allow_tag_moves"], f"{what} allow_tag_moves") if "allow_tag_moves" in fields else False
+    )
+    if immutable and moves:
+        checker.add(
+            fields["allow_tag_moves"],
+            "conflicting-fields",
+            f"{what} has immutable_tags: true, so allow_tag_moves: true can never apply; remove one",
+        )
+    if source and "from" in fields:
+        checker.add(fields["from"], "conflicting-fields", f"{what} is a source environment and cannot have 'from'")
+        upstream = None
+    if prefix is None or not ok or any(v is None for v in (source, immutable, moves)):
+        return None
+    env = Environment(
+        name=name,
+        registries=tuple(names),
+        prefix=prefix,
+        upstream=upstream,
+        source=bool(source),
+        immutable_tags=bool(immutable),
+        allow_tag_moves=bool(moves),
+    )
+    return _EnvDraft(env, value, fields.get("from"))
+
+
+def _check_chain(checker: Checker, drafts: list[_EnvDraft], defined: set[str]) -> None:
+    """``from`` must name an earlier environment; no cycles; every non-source environment has one."""
+    order = {draft.env.name: index for index, draft in enumerate(drafts)}
+    by_name = {draft.env.name: draft for draft in drafts}
+    if drafts and not any(draft.env.source for draft in drafts):
+        checker.add(drafts[0].node, "no-source", "no environment is marked 'source: true'; CI needs one to push to")
+    in_cycle: set[str] = set()
+    for draft in drafts:
+        start = draft.env.name
+        path = [start]
+        current = draft.env.upstream
+        while current is not None and current in by_name and current not in path:
+            path.append(current)
+            current = by_name[current].env.upstream
+        if current == start and start not in in_cycle:
+            in_cycle.update(path)
+            cycle = " -> ".join([*path, start])
+            assert draft.from_node is not None
+            checker.add(draft.from_node, "from-cycle", f"promotion chain has a cycle: {cycle}")
+    for draft in drafts:
+        env = draft.env
+        if env.source:
+            continue
+        if env.upstream is None:
+            if draft.from_node is None:
+                checker.add(
+                    draft.node,
+                    "from-missing",
+                    f"environment {env.name!r} is not a source and has no 'from': the promotion chain has a gap",
+                )
+            continue
+        assert draft.from_node is not None
+        if env.upstream not in defined:
+            checker.reference(draft.from_node, env.upstream, defined, "unknown-environment", "environment")
+        elif env.name in in_cycle:
+            continue
+        elif env.upstream not in order:
+            continue  # defined but invalid: reported where it is defined
+        elif order[env.upstream] > order[env.name]:
+            checker.add(
+                draft.from_node,
+                "from-forward",
+                f"environment {env.name!r} promotes from {env.upstream!r}, which comes later; "
+                "list environments in promotion order",
+            )
+
+
+def _naming(checker: Checker, node: Node) -> NamingRule:
+    fields = checker.fields(node, "naming", optional=("tag", "forbidden_tags"))
+    if fields is None:
+        return NamingRule()
+    pattern = DEFAULT_TAG_PATTERN
+    if "tag" in fields:
+        text = checker.text(fields["tag"], "naming tag")
+        if text is not None:
+            try:
+                re.compile(text)
+                pattern = text
+            except re.error as exc:
+                checker.add(fields["tag"], "bad-value", f"naming tag {text!r} is not a valid regular expression: {exc}")
+    forbidden: tuple[str, ...] = DEFAULT_FORBIDDEN_TAGS
+    if "forbidden_tags" in fields:
+        listed = tuple(value for value, _ in checker.string_list(fields["forbidden_tags"], "naming forbidden_tags"))
+        # 'latest' is forbidden whatever the file says: it names no version.
+        forbidden = tuple(dict.fromkeys((*DEFAULT_FORBIDDEN_TAGS, *listed)))
+    return NamingRule(tag_pattern=pattern, forbidden_tags=forbidden)
+
+
+def _retention_rule(checker: Checker, node: Node, what: str) -> RetentionRule | None:
+    fields = checker.fields(node, what, optional=("keep", "max_age_days", "max_bytes"))
+    if fields is None:
+        return None
+    keep = checker.integer(fields["keep"], f"{what} keep") if "keep" in fields else None
+    age = (
+        checker.integer(fields["max_age_days"], f"{what} max_age_days", minimum=1) if "max_age_days" in fields else None
+    )
+    size = checker.size(fields["max_bytes"], f"{what} max_bytes") if "max_bytes" in fields else None
+    return RetentionRule(keep=keep, max_age_days=age, max_bytes=size)
+
+
+def _retention(checker: Checker, node: Node, environments: set[str]) -> Retention:
+    mapping = checker.mapping(node, "retention")
+    if mapping is None:
+        return Retention()
+    default = RetentionRule()
+    per_env: dict[str, RetentionRule] = {}
+    for name, key_node, value in checker.entries(mapping, "retention"):
+        if name != "default" and not checker.reference(
+            key_node, name, environments, "unknown-environment", "retention for environment"
+        ):
+            continue
+        rule = _retention_rule(checker, value, f"retention {name!r}")
+        if rule is None:
+            continue
+        if name == "default":
+            default = rule
+        else:
+            per_env[name] = rule
+    return Retention(default=default, per_environment=per_env)
+
+
+def _archive(checker: Checker, node: Node) -> ArchiveConfig | None:
+    fields = checker.fields(node, "archive", required=("store",), optional=("destroy_after_days",))
+    if fields is None or "store" not in fields:
+        return None
+    store = checker.text(fields["store"], "archive store")
+    days = (
+        checker.integer(fields["destroy_after_days"], "archive destroy_after_days", minimum=1)
+        if "destroy_after_days" in fields
+        else None
+    )
+    return ArchiveConfig(store=store, destroy_after_days=days) if store is not None else None
+
+
+def _base_images(checker: Checker, node: Node, registries: set[str]) -> dict[str, BaseImage]:
+    mapping = checker.mapping(node, "base_images")
+    result: dict[str, BaseImage] = {}
+    if mapping is None:
+        return result
+    for name, _key_node, value in checker.entries(mapping, "base_images"):
+        what = f"base image {name!r}"
+        fields = checker.fields(value, what, required=("reference",))
+        if fields is None or "reference" not in fields:
+            continue
+        ref_node = fields["reference"]
+        reference = checker.text(ref_node, f"{what} reference")
+        if reference is None:
+            continue
+        repo_part, at, digest = reference.partition("@")
+        registry, slash, repository = repo_part.partition("/")
+        if not at or not slash or ":" in repository or not IMAGE_NAME.match(repository):
+            checker.add(
+                ref_node,
+                "bad-value",
+                f"{what} reference {reference!r} must be REGISTRY-NAME/REPOSITORY@DIGEST (pinned by digest, no tag)",
+            )
+            continue
+        if not is_valid_digest(digest):
+            checker.add(ref_node, "bad-digest", f"{what} digest {digest!r} must be sha256:<64 hex> or sha512:<128 hex>")
+            continue
+        if not checker.reference(ref_node, registry, registries, "unknown-registry", "registry"):
+            continue
+        result[name] = BaseImage(name=name, reference=reference)
+    return result
+
+
+def _gates(checker: Checker, node: Node, environments: set[str], base_images: set[str]) -> dict[str, Gate]:
+    mapping = checker.mapping(node, "gates")
+    result: dict[str, Gate] = {}
+    if mapping is None:
+        return result
+    for name, key_node, value in checker.entries(mapping, "gates"):
+        environment_known = checker.reference(key_node, name, environments, "unknown-environment", "gate environment")
+        what = f"gates {name!r}"
+        fields = checker.fields(
+            value, what, optional=("base", "non_root", "exec_form", "max_layers", "max_bytes", "labels")
+        )
+        if fields is None:
+            continue
+        base = checker.text(fields["base"], f"{what} base") if "base" in fields else None
+        if base is not None and not checker.reference(
+            fields["base"], base, base_images, "unknown-base-image", "base image"
+        ):
+            base = None
+        non_root = checker.boolean(fields["non_root"], f"{what} non_root") if "non_root" in fields else False
+        exec_form = checker.boolean(fields["exec_form"], f"{what} exec_form") if "exec_form" in fields else False
+        layers = (
+            checker.integer(fields["max_layers"], f"{what} max_layers", minimum=1) if "max_layers" in fields else None
+        )
+        size = checker.size(fields["max_bytes"], f"{what} max_bytes") if "max_bytes" in fields else None
+        labels = (
+            tuple(v for v, _ in checker.string_list(fields["labels"], f"{what} labels")) if "labels" in fields else ()
+        )
+        if environment_known:
+            result[name] = Gate(
+                base=base,
+                non_root=bool(non_root),
+                exec_form=bool(exec_form),
+                max_layers=layers,
+                max_bytes=size,
+                labels=labels,
+            )
+    return result
+
+
+def _trust(checker: Checker, node: Node, environments: set[str], exists: ExistsFn) -> dict[str, TrustRule]:
+    mapping = checker.mapping(node, "trust")
+    result: dict[str, TrustRule] = {}
+    if mapping is None:
+        return result
+    for name, key_node, value in checker.entries(mapping, "trust"):
+        environment_known = checker.reference(key_node, name, environments, "unknown-environment", "trust environment")
+        what = f"trust {name!r}"
+        fields = checker.fields(value, what, required=("allowed_signers",))
+        if fields is None or "allowed_signers" not in fields:
+            continue
+        path = checker.text(fields["allowed_signers"], f"{what} allowed_signers")
+        if path is None:
+            continue
+        if not path.startswith("/") and not exists(path):
+            checker.add(
+                fields["allowed_signers"],
+                "file-missing",
+                f"{what} allowed_signers file {path!r} does not exist in the desired-state repository",
+            )
+            continue
+        if environment_known:
+            result[name] = TrustRule(allowed_signers=path)
+    return result
+
+
+_TOP_REQUIRED = ("version", "registries", "environments")
+_TOP_OPTIONAL = ("naming", "retention", "archive", "base_images", "gates", "trust")
+
+
+@dataclass(slots=True)
+class ConfigCheck:
+    config: Config | None
+    """Best effort: what was valid. None when the file could not be read as a mapping at all."""
+    problems: list[Problem]
+    declared_environments: tuple[str, ...]
+    """Every well-named environment the file declares, valid or not (so their files are not "undefined")."""
+
+
+def validate_config(parsed: ParsedYaml, exists: ExistsFn) -> ConfigCheck:
+    """Check ``reconciler.yaml``; return the best-effort Config and every problem."""
+    checker = Checker(parsed.file)
+    checker.problems.extend(parsed.problems)
+    if parsed.root is None:
+        return ConfigCheck(None, checker.problems, ())
+    fields = checker.fields(parsed.root, CONFIG_FILE, required=_TOP_REQUIRED, optional=_TOP_OPTIONAL)
+    if fields is None:
+        return ConfigCheck(None, checker.problems, ())
+    version = None
+    if "version" in fields:
+        version = checker.integer(fields["version"], "version")
+        if version is not None and version not in SUPPORTED_VERSIONS:
+            checker.add(
+                fields["version"],
+                "unsupported-version",
+                f"version {version} is not supported (this reconciler reads 1)",
+            )
+            version = None
+    registries = _registries(checker, fields["registries"], exists) if "registries" in fields else {}
+    registry_names = _defined_names(fields.get("registries"))
+    drafts: list[_EnvDraft] = []
+    defined_envs: dict[str, None] = {}
+    env_mapping = checker.mapping(fields["environments"], "environments") if "environments" in fields else None
+    if env_mapping is not None:
+        if not env_mapping.value:
+            checker.add(env_mapping, "bad-value", "environments must define at least one environment")
+        entries = list(checker.entries(env_mapping, "environments"))
+        for name, key_node, _value in entries:
+            if ENVIRONMENT_NAME.match(name):
+                defined_envs[name] = None
+            else:
+                checker.add(key_node, "bad-name", f"environment name {name!r} must match ^[a-z][a-z0-9]*$")
+        for name, _key_node, value in entries:
+            if name in defined_envs:
+                draft = _environment(checker, name, value, registry_names)
+                if draft is not None:
+                    drafts.append(draft)
+        _check_chain(checker, drafts, set(defined_envs))
+        _check_prefixes(checker, drafts)
+    naming = _naming(checker, fields["naming"]) if "naming" in fields else NamingRule()
+    env_names = set(defined_envs)
+    retention = _retention(checker, fields["retention"], env_names) if "retention" in fields else Retention()
+    archive = _archive(checker, fields["archive"]) if "archive" in fields else None
+    base_images = _base_images(checker, fields["base_images"], registry_names) if "base_images" in fields else {}
+    base_names = _defined_names(fields.get("base_images"))
+    gates = _gates(checker, fields["gates"], env_names, base_names) if "gates" in fields else {}
+    trust = _trust(checker, fields["trust"], env_names, exists) if "trust" in fields else {}
+    config = Config(
+        version=version or 1,
+        registries=registries,
+        environments=tuple(draft.env for draft in drafts),
+        naming=naming,
+        retention=retention,
+        archive=archive,
+        gates=gates,
+        trust=trust,
+        base_images=base_images,
+    )
+    return ConfigCheck(config, checker.problems, tuple(defined_envs))
+
+
+def _defined_names(node: Node | None) -> set[str]:
+    """Keys of a mapping, valid or not: references to a defined-but-broken entry are not reported twice."""
+    if not isinstance(node, MappingNode):
+        return set()
+    return {str(key.value) for key, _ in node.value if isinstance(key, ScalarNode)}
+
+
+def _check_prefixes(checker: Checker, drafts: list[_EnvDraft]) -> None:
+    """Two environments sharing a registry must not share a prefix: their repositories would collide."""
+    owners: dict[tuple[str, str], str] = {}
+    for draft in drafts:
+        for registry in draft.env.registries:
+            key = (registry, draft.env.prefix)
+            other = owners.get(key)
+            if other is not None:
+                checker.add(
+                    draft.node,
+                    "duplicate-prefix",
+                    f"environments {other!r} and {draft.env.name!r} both use prefix {draft.env.prefix!r} "
+                    f"on registry {registry!r}",
+                )
+            else:
+                owners[key] = draft.env.name

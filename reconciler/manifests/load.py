@@ -1,0 +1,164 @@
+"""Load a whole desired-state repository: ``reconciler.yaml`` plus ``environments/*.yaml``.
+
+Runs every per-file check, then the checks that span files: a file for every defined environment and
+no file for an undefined one, and one digest per image tag across all environments (a tag never names
+two images). Problems come back sorted by file, line and column, all of them from one pass.
+This module never writes, and never talks to a registry.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from reconciler.errors import DesiredStateError, SourceError
+from reconciler.manifests.config import CONFIG_FILE, validate_config
+from reconciler.manifests.envfile import TagRule, validate_environment_file
+from reconciler.manifests.source import ENVIRONMENTS_DIR, DesiredStateSource, DirectorySource
+from reconciler.manifests.yamltree import parse_yaml
+from reconciler.model.desired import Config, DesiredState, EnvironmentState, PinnedVersion
+from reconciler.model.problems import Problem
+
+
+def _short(digest: str) -> str:
+    algorithm, _, hexpart = digest.partition(":")
+    return f"{algorithm}:{hexpart[:12]}"
+
+
+def inspect_source(source: DesiredStateSource) -> tuple[DesiredState, list[Problem]]:
+    """Validate everything; return a best-effort state (what was valid) and every problem, sorted.
+
+    The state is only trustworthy when the problem list is empty; ``--base`` uses the best-effort state of
+    an old, possibly broken commit so that a merge request that repairs it can still be checked.
+    """
+    problems: list[Problem] = []
+    config_bytes = source.read(CONFIG_FILE)
+    config: Config | None = None
+    declared: tuple[str, ...] = ()
+    if config_bytes is None:
+        problems.append(
+            Problem(
+                CONFIG_FILE,
+                0,
+                0,
+                "file-missing",
+                f"{CONFIG_FILE} is missing: is {source.root} a desired-state repository?",
+            )
+        )
+    else:
+        checked = validate_config(parse_yaml(CONFIG_FILE, config_bytes), source.exists)
+        problems.extend(checked.problems)
+        config = checked.config
+        declared = checked.declared_environments
+    config_usable = config is not None  # else env files cannot be told defined from undefined
+    if config is None:
+        config = Config(version=1, registries={}, environments=())
+    tag_rule = TagRule(config.naming)
+
+    states: dict[str, EnvironmentState] = {}
+    for path in source.environment_files():
+        name = path.rsplit("/", 1)[-1]
+        if name.startswith("."):
+            continue
+        if name.endswith(".yml"):
+            problems.append(
+                Problem(
+                    path, 0, 0, "bad-filename", f"{path}: environment files end in .yaml; rename it to {path[:-4]}.yaml"
+                )
+            )
+            continue
+        if not name.endswith(".yaml"):
+            continue
+        env_name = name[: -len(".yaml")]
+        data = source.read(path)
+        if data is None:
+            continue
+        env_state, file_problems = validate_environment_file(parse_yaml(path, data), env_name, tag_rule)
+        problems.extend(file_problems)
+        if config_usable and env_name not in declared:
+            known = ", ".join(declared) or "none"
+            problems.append(
+                Problem(
+                    path,
+                    0,
+                    0,
+                    "unknown-environment",
+                    f"{path} is for environment {env_name!r}, which {CONFIG_FILE} does not define (defined: {known})",
+                )
+            )
+            continue
+        if env_state is not None:
+            states[env_name] = env_state
+
+    if config_usable:
+        for env_name in declared:
+            path = f"{ENVIRONMENTS_DIR}/{env_name}.yaml"
+            if not source.exists(path):
+                problems.append(
+                    Problem(
+                        path,
+                        0,
+                        0,
+                        "env-file-missing",
+                        f"{path} is missing: environment {env_name!r} is defined in {CONFIG_FILE} "
+                        "(an environment with no images has 'images: {}')",
+                    )
+                )
+
+    order = {name: index for index, name in enumerate(declared)}
+    ordered = sorted(states.values(), key=lambda state: (order.get(state.environment, len(order)), state.environment))
+    problems.extend(_tag_conflicts(ordered))
+
+    environments = {
+        env.name: states.get(env.name) or EnvironmentState(env.name, {}, f"{ENVIRONMENTS_DIR}/{env.name}.yaml")
+        for env in config.environments
+    }
+    desired = DesiredState(root=source.root, config=config, environments=environments)
+    return desired, sorted(set(problems))
+
+
+def _tag_conflicts(states: list[EnvironmentState]) -> list[Problem]:
+    """One image tag, one digest, across every environment."""
+    first: dict[tuple[str, str], tuple[PinnedVersion, str]] = {}
+    problems: list[Problem] = []
+    for state in states:
+        for pin in state.versions():
+            key = (pin.image, pin.tag)
+            seen = first.get(key)
+            if seen is None:
+                first[key] = (pin, state.environment)
+                continue
+            other, other_env = seen
+            if other.digest != pin.digest and pin.position is not None:
+                problems.append(
+                    Problem(
+                        pin.position.file,
+                        pin.position.line,
+                        pin.position.column,
+                        "tag-digest-conflict",
+                        f"{pin.image}:{pin.tag} is pinned to {_short(pin.digest)} here but to "
+                        f"{_short(other.digest)} in environment {other_env!r} ({other.position}); "
+                        "a tag names exactly one image",
+                    )
+                )
+    return problems
+
+
+def _directory(root: str | os.PathLike[str]) -> DirectorySource:
+    if not Path(root).is_dir():
+        raise SourceError(f"{os.fspath(root)} is not a directory")
+    return DirectorySource(root)
+
+
+def validate_directory(root: str | os.PathLike[str]) -> list[Problem]:
+    """Every problem of the desired state under ``root``, sorted; empty when it is valid."""
+    _state, problems = inspect_source(_directory(root))
+    return problems
+
+
+def load_desired_state(root: str | os.PathLike[str]) -> DesiredState:
+    """The valid desired state under ``root``; raises DesiredStateError carrying every problem."""
+    state, problems = inspect_source(_directory(root))
+    if problems:
+        raise DesiredStateError(problems)
+    return state
