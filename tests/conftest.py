@@ -7,7 +7,8 @@ with the command that installs it: in CI a skipped infrastructure test would hid
 - ``session_registry``: one plain registry for the whole run; use a unique repository per test.
 - ``registry_factory``: ``registry_factory(**LocalRegistry kwargs)`` starts more; all stop at teardown.
 - ``basic_registry``: htpasswd Basic auth; ``.username`` / ``.password``.
-- ``token_registry``: ``auth: token`` fed by ``support.tokenserver.TokenServer`` (``.token_server``).
+- ``token_registry``: ``auth: token`` fed by ``support.tokenserver.TokenServer`` (``.token_server``);
+  users ``alice`` (all actions) and ``reader`` (pull only).
 - ``skopeo``: a :class:`support.skopeo.Skopeo`.
 - ``unique_repo``: a repository name unique to the test (for the session registry).
 """
@@ -26,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).parent))  # so tests import ``support.*`` 
 
 from support.registries import AuthedRegistry
 from support.skopeo import SKOPEO_INSTALL_HINT, Skopeo, find_skopeo
+from support.tokenserver import AclRule, TokenServer
 
 from reconciler.testing.localregistry import LocalRegistry, LocalRegistryError, find_registry_binary
 
@@ -102,6 +104,36 @@ def basic_registry(registry_binary: Path) -> Iterator[AuthedRegistry]:
         yield AuthedRegistry(registry=local, username=username, password=password)
     finally:
         local.stop()
+
+
+TOKEN_USER, TOKEN_PASSWORD = "alice", "token-user-password"
+TOKEN_READER, TOKEN_READER_PASSWORD = "reader", "reader-password"
+
+
+@pytest.fixture
+def token_registry(registry_binary: Path, tmp_path: Path) -> Iterator[AuthedRegistry]:
+    """A registry with ``auth: token`` and its own token server (``.token_server``, counting issued tokens).
+
+    Users: ``alice`` (``.username``/``.password``) may pull, push and delete everywhere; ``reader``
+    (password ``reader-password``) may only pull; anonymous gets nothing. Tokens live 300 s
+    (``token_server.expires_in``).
+    """
+    acl = [
+        AclRule(TOKEN_USER, "*", frozenset({"pull", "push", "delete"})),
+        AclRule(TOKEN_READER, "*", frozenset({"pull"})),
+    ]
+    server = TokenServer(
+        users={TOKEN_USER: TOKEN_PASSWORD, TOKEN_READER: TOKEN_READER_PASSWORD}, acl=acl, directory=tmp_path / "token"
+    )
+    server.start()
+    try:
+        local = _start(registry_binary, name="token-registry", token_auth=server.auth_config())
+        try:
+            yield AuthedRegistry(registry=local, username=TOKEN_USER, password=TOKEN_PASSWORD, token_server=server)
+        finally:
+            local.stop()
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from reconciler.testing.localregistry import LocalRegistry
+
+if TYPE_CHECKING:
+    from support.tokenserver import TokenServer
 
 
 @dataclass(frozen=True)
@@ -14,6 +18,7 @@ class AuthedRegistry:
     registry: LocalRegistry
     username: str
     password: str = field(repr=False)
+    token_server: TokenServer | None = None  # set for ``auth: token`` registries
 
     @property
     def url(self) -> str:
