@@ -1,1 +1,286 @@
-from reconciler.cli.app import app  # noqa: F401
+"""``reconciler plan`` and ``reconciler apply``: one reconcile pass, rendered; ``demo`` runs them locally.
+
+Both commands share one code path (``reconciler.engine.reconcile.reconcile_pass``); ``plan`` is the dry
+run. Exit codes (``reconciler.exitcodes``):
+
+* ``plan``: 0 in sync (or changes pending without ``--detailed-exitcode``), 4 changes pending with
+  ``--detailed-exitcode``, 1 when a registry could not be read, 3 invalid desired state;
+* ``apply``: 0 when every declared image is in place, 1 when any image failed (each listed on stderr
+  with its environment, registry and reason; refused conflicts and missing digests included), 3 invalid
+  desired state.
+
+Heavy imports (httpx, gitpython, ruamel.yaml, rich) happen inside the commands to keep start-up fast.
+"""
+
+# ruff: noqa: PLC0415  -- imports inside commands on purpose: start-up time of the CLI
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from reconciler.cli.app import app
+from reconciler.cli.render import OutputFormat, emit_json, envelope, err
+from reconciler.exitcodes import ExitCode
+
+if TYPE_CHECKING:
+    from reconciler.engine.reconcile import PassReport
+    from reconciler.gitops import Source
+    from reconciler.model.desired import DesiredState
+
+
+class LogFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+DirArgument = Annotated[
+    Path | None,
+    typer.Argument(help="Desired-state directory (default: the current directory). Ignored with --repo."),
+]
+RepoOption = Annotated[
+    str | None, typer.Option("--repo", help="Git URL of the desired state, fetched into a cache.", show_default=False)
+]
+RefOption = Annotated[str, typer.Option("--ref", help="Branch, tag or commit SHA to use with --repo.")]
+EnvOption = Annotated[
+    list[str] | None,
+    typer.Option("--env", "-e", help="Only this environment (repeatable). Default: every non-source one."),
+]
+OutputOption = Annotated[OutputFormat, typer.Option("--output", "-o", help="text, markdown or json.")]
+InsecureOption = Annotated[
+    bool,
+    typer.Option("--insecure", help="Allow plain HTTP / unverified TLS for every registry (loopback never needs it)."),
+]
+CacheOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--cache-dir", help="Where --repo clones live (default: $RECONCILER_CACHE_DIR or ~/.cache/reconciler)."
+    ),
+]
+
+
+def _load(directory: Path | None, repo: str | None, ref: str, cache_dir: Path | None) -> tuple[Source, DesiredState]:
+    from reconciler.engine.reconcile import with_commit
+    from reconciler.gitops import git_source, local_source
+    from reconciler.manifests import load_desired_state
+
+    source = git_source(repo, ref, cache_dir=cache_dir) if repo else local_source(directory or Path("."))
+    desired = load_desired_state(source.root)
+    return source, with_commit(desired, source.commit, source.commit_author)
+
+
+def _run_pass(
+    desired: DesiredState,
+    *,
+    only: list[str] | None,
+    dry_run: bool,
+    insecure: bool,
+    concurrency: int,
+    audit_path: Path | None = None,
+    json_log: bool = False,
+    progress: bool | None = None,
+) -> PassReport:
+    import asyncio
+
+    from reconciler.audit import AuditLog
+    from reconciler.engine.reconcile import reconcile_pass
+    from reconciler.engine.registries import RegistryPool
+
+    async def run() -> PassReport:
+        pool = RegistryPool(desired.config, root=desired.root, insecure=insecure)
+        audit = AuditLog(audit_path, echo=sys.stdout if json_log else None) if not dry_run else None
+        try:
+            return await reconcile_pass(
+                desired,
+                pool,
+                only=only,
+                dry_run=dry_run,
+                audit=audit,
+                apply_concurrency=concurrency,
+                progress=progress,
+            )
+        finally:
+            await pool.aclose()
+            if audit is not None:
+                audit.close()
+
+    return asyncio.run(run())
+
+
+def _fail(command: str, output: OutputFormat, code: ExitCode, message: str, **payload: Any) -> typer.Exit:
+    if output is OutputFormat.json:
+        emit_json(envelope(command, "error", message=message, **payload))
+    else:
+        err(message)
+    return typer.Exit(int(code))
+
+
+def _guarded(command: str, output: OutputFormat, body: Any) -> Any:
+    """Run ``body`` mapping the library's errors to exit codes (the only place that does so)."""
+    from reconciler.errors import DesiredStateError, ReconcilerError
+
+    try:
+        return body()
+    except DesiredStateError as exc:
+        problems = [
+            {"file": p.file, "line": p.line, "column": p.column, "code": p.code, "message": p.message}
+            for p in exc.problems
+        ]
+        if output is OutputFormat.json:
+            emit_json(envelope(command, "invalid", errors=problems))
+        else:
+            for problem in exc.problems:
+                err(str(problem))
+            err(f"invalid desired state: {len(exc.problems)} problem(s); nothing was observed or changed")
+        raise typer.Exit(int(ExitCode.INVALID)) from None
+    except ReconcilerError as exc:
+        raise _fail(command, output, ExitCode.FAILURE, f"error: {exc}") from None
+
+
+def _heading(source: Source, report: PassReport) -> str:
+    envs = ", ".join(report.plan.environments) or "no environments"
+    return f"reconciler plan: {source.describe()} ({envs})"
+
+
+@app.command()
+def plan(
+    *,
+    directory: DirArgument = None,
+    repo: RepoOption = None,
+    ref: RefOption = "main",
+    env: EnvOption = None,
+    output: OutputOption = OutputFormat.text,
+    detailed_exitcode: Annotated[
+        bool, typer.Option("--detailed-exitcode", help="Exit 4 when changes are pending (0 = in sync).")
+    ] = False,
+    insecure: InsecureOption = False,
+    cache_dir: CacheOption = None,
+) -> None:
+    """Observe the registries and print what apply would do (nothing is written)."""
+    from reconciler.engine.report import plan_lines, plan_markdown, report_to_dict, summary_line
+
+    def body() -> tuple[Source, PassReport]:
+        source, desired = _load(directory, repo, ref, cache_dir)
+        return source, _run_pass(desired, only=env, dry_run=True, insecure=insecure, concurrency=1)
+
+    source, report = _guarded("plan", output, body)
+    unreachable = [a for a in report.plan if a.kind.value == "unreachable"]
+    pending = not report.plan.is_empty
+    status = "failed" if unreachable else ("changes" if pending else "in-sync")
+    if output is OutputFormat.json:
+        emit_json(envelope("plan", status, source=_source_dict(source), **report_to_dict(report)))
+    elif output is OutputFormat.markdown:
+        typer.echo(plan_markdown(report.plan, _heading(source, report)), nl=False)
+    else:
+        typer.echo(_heading(source, report))
+        for line in plan_lines(report.plan):
+            typer.echo(line)
+        typer.echo(summary_line(report.plan))
+    if unreachable:
+        raise typer.Exit(int(ExitCode.FAILURE))
+    if pending and detailed_exitcode:
+        raise typer.Exit(int(ExitCode.CHANGES))
+
+
+def _source_dict(source: Source) -> dict[str, Any]:
+    return {"root": str(source.root), "url": source.url, "ref": source.ref, "commit": source.commit}
+
+
+@app.command()
+def apply(
+    *,
+    directory: DirArgument = None,
+    repo: RepoOption = None,
+    ref: RefOption = "main",
+    env: EnvOption = None,
+    output: OutputOption = OutputFormat.text,
+    audit_log: Annotated[
+        Path | None,
+        typer.Option(
+            "--audit-log",
+            help="Audit log file (JSON lines, appended). Default: $RECONCILER_AUDIT_LOG, "
+            "else $XDG_STATE_HOME/reconciler/audit.jsonl.",
+            show_default=False,
+        ),
+    ] = None,
+    log_format: Annotated[
+        LogFormat,
+        typer.Option(
+            "--log-format",
+            envvar="RECONCILER_LOG_FORMAT",
+            help="json: also write every audit record to stdout as it happens (for log collectors).",
+        ),
+    ] = LogFormat.text,
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Images copied at once.")] = 8,
+    insecure: InsecureOption = False,
+    cache_dir: CacheOption = None,
+) -> None:
+    """Observe, plan and execute: copy, retag and move tags until the registries match the desired state."""
+    from reconciler.audit import default_audit_path
+    from reconciler.engine.report import report_to_dict, result_to_dict, summary_line
+
+    audit_path = audit_log or default_audit_path()
+    json_log = log_format is LogFormat.json
+
+    def body() -> tuple[Source, PassReport]:
+        source, desired = _load(directory, repo, ref, cache_dir)
+        report = _run_pass(
+            desired,
+            only=env,
+            dry_run=False,
+            insecure=insecure,
+            concurrency=concurrency,
+            audit_path=audit_path,
+            json_log=json_log,
+        )
+        return source, report
+
+    source, report = _guarded("apply", output, body)
+    failures = report.failures
+    status = "failed" if failures else "ok"
+    if output is OutputFormat.json:
+        emit_json(
+            envelope("apply", status, source=_source_dict(source), audit_log=str(audit_path), **report_to_dict(report))
+        )
+    elif not json_log:
+        typer.echo(f"reconciler apply: {source.describe()} ({', '.join(report.plan.environments)})")
+        typer.echo(summary_line(report.plan))
+        for result in report.results or ():
+            if result.succeeded:
+                item = result_to_dict(result)
+                typer.echo(f"  ok  {item['kind']:<8} {item['registry']}/{item['repository']}:{item['tag']}")
+        done = len(report.changed)
+        typer.echo(f"Applied {done} change(s) in {report.execute_seconds:.1f}s; audit log: {audit_path}")
+    if failures:
+        err(f"apply failed for {len(failures)} image(s):")
+        for failure in failures:
+            err(f"  {failure.environment} {failure.registry} {failure.image}:{failure.tag}: {failure.reason}")
+        raise typer.Exit(int(ExitCode.FAILURE))
+
+
+def _demo_data_dir_help() -> str:
+    return "Keep registries' data here (default: a temporary directory, removed at the end)."
+
+
+@app.command()
+def demo(
+    *,
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", help=_demo_data_dir_help())] = None,
+    keep_running: Annotated[
+        bool, typer.Option("--keep-running", help="Leave the registries running until Ctrl-C, to explore them.")
+    ] = False,
+) -> None:
+    """Run the whole product locally: five registries, seeded images, validate, plan, apply, plan again."""
+    from reconciler.demo import run_demo
+    from reconciler.errors import ReconcilerError
+
+    try:
+        ok = run_demo(data_dir=data_dir, keep_running=keep_running, out=sys.stdout)
+    except ReconcilerError as exc:
+        err(f"demo failed: {exc}")
+        raise typer.Exit(int(ExitCode.FAILURE)) from None
+    if not ok:
+        raise typer.Exit(int(ExitCode.FAILURE))

@@ -1,0 +1,113 @@
+"""``RegistryAccess`` on the real registry client: one ``RegistryClient`` per registry, one shared ``Copier``.
+
+Clients are created lazily (a pass that never touches ``prod-b`` never connects to it) from the
+registries of ``reconciler.yaml`` with ``reconciler.registry.client_for``, so credentials resolve the
+documented way (environment variables, Docker's config.json, credential helpers) and never pass through
+the engine. One ``Copier`` is shared by every copy of the pass: a blob several images need is
+transferred once, and copies inside one registry are cross-repository mounts.
+
+``insecure=True`` (the CLI's ``--insecure``) opts every registry into plain HTTP / unverified TLS;
+loopback registries never need it. This module never decides what to copy: it only performs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from reconciler.errors import ReconcilerError
+from reconciler.model.desired import Config
+from reconciler.model.plan import Location
+
+if TYPE_CHECKING:
+    import httpx
+
+    from reconciler.registry import Copier, CopyProgress, RegistryClient, RetryPolicy
+
+DEFAULT_PARALLEL_BLOBS = 8
+
+
+class RegistryPool:
+    """The registries of one desired state, as the engine's ``RegistryAccess``."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        root: str | Path | None = None,
+        insecure: bool = False,
+        retry: RetryPolicy | None = None,
+        transport_for: Callable[[str], httpx.AsyncBaseTransport | None] | None = None,
+        progress: CopyProgress | None = None,
+        parallel_blobs: int = DEFAULT_PARALLEL_BLOBS,
+        max_concurrency: int | None = None,
+    ) -> None:
+        from reconciler.registry import Copier  # noqa: PLC0415  (httpx and friends only when needed)
+
+        self._registries = config.registries
+        self._root = root
+        self._insecure = insecure
+        self._retry = retry
+        self._transport_for = transport_for
+        self._max_concurrency = max_concurrency
+        self._clients: dict[str, RegistryClient] = {}
+        self.copier: Copier = Copier(max_parallel_blobs=parallel_blobs, progress=progress)
+
+    @property
+    def clients(self) -> Mapping[str, RegistryClient]:
+        return self._clients
+
+    def client(self, name: str) -> RegistryClient:
+        client = self._clients.get(name)
+        if client is None:
+            from reconciler.registry import DEFAULT_MAX_CONCURRENCY, client_for  # noqa: PLC0415
+
+            try:
+                registry = self._registries[name]
+            except KeyError:
+                raise ReconcilerError(f"registry {name!r} is not defined in reconciler.yaml") from None
+            if self._insecure and not registry.insecure:
+                registry = dataclasses.replace(registry, insecure=True)
+            client = client_for(
+                registry,
+                root=self._root,
+                retry=self._retry,
+                transport=self._transport_for(name) if self._transport_for is not None else None,
+                default_max_concurrency=self._max_concurrency or DEFAULT_MAX_CONCURRENCY,
+            )
+            self._clients[name] = client
+        return client
+
+    async def tag_digest(self, registry: str, repository: str, tag: str) -> str | None:
+        descriptor = await self.client(registry).head_manifest(repository, tag)
+        return None if descriptor is None else str(descriptor.digest)
+
+    async def has_manifest(self, registry: str, repository: str, digest: str) -> bool:
+        return await self.client(registry).head_manifest(repository, digest) is not None
+
+    async def copy(self, source: Location, target: Location, digest: str, tag: str) -> None:
+        # The observation already found the tag absent: no HEAD on the target first.
+        await self.copier.copy(
+            source=self.client(source.registry),
+            source_repository=source.repository,
+            reference=digest,
+            target=self.client(target.registry),
+            target_repository=target.repository,
+            tag=tag,
+            check_target=False,
+        )
+
+    async def retag(self, target: Location, digest: str, tag: str) -> None:
+        client = self.client(target.registry)
+        manifest = await client.get_manifest(target.repository, digest)
+        await client.put_manifest(target.repository, tag, manifest.raw, manifest.media_type)
+
+    def request_count(self) -> int:
+        return sum(c.stats.requests for c in self._clients.values())
+
+    async def aclose(self) -> None:
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.aclose()

@@ -1,0 +1,149 @@
+"""Plans and pass reports as plain data (dicts, lines, markdown), for the CLI and the controller.
+
+Shaping only: no printing, no exit codes, no I/O. The JSON shape is part of the versioned envelope the
+CLI emits (``reconciler.cli.render.envelope``): add fields freely, never rename or remove one without
+bumping the envelope version.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reconciler.engine.execute import ActionResult
+from reconciler.engine.reconcile import Failure, PassReport
+from reconciler.model.plan import Action, ActionKind, ConflictResolution, Plan
+
+
+def action_to_dict(action: Action) -> dict[str, Any]:
+    return {
+        "id": action.id,
+        "kind": action.kind.value,
+        "environment": action.environment,
+        "registry": action.registry,
+        "repository": action.repository,
+        "image": action.image,
+        "tag": action.tag,
+        "digest": action.digest,
+        "source": str(action.source) if action.source is not None else None,
+        "source_environment": action.source_environment,
+        "current_digest": action.current_digest,
+        "resolution": action.resolution.value if action.resolution is not None else None,
+        "depends_on": list(action.depends_on),
+        "writes": action.writes,
+        "reason": action.reason,
+    }
+
+
+def result_to_dict(result: ActionResult) -> dict[str, Any]:
+    return {
+        **action_to_dict(result.action),
+        "result": result.outcome.value,
+        "error": result.error,
+        "seconds": round(result.seconds, 3),
+    }
+
+
+def failure_to_dict(failure: Failure) -> dict[str, Any]:
+    return {
+        "environment": failure.environment,
+        "registry": failure.registry,
+        "image": failure.image,
+        "tag": failure.tag,
+        "digest": failure.digest,
+        "action": failure.action,
+        "reason": failure.reason,
+    }
+
+
+def summary(plan: Plan) -> dict[str, int]:
+    counts = plan.counts()
+    refused = sum(1 for a in plan if a.resolution is ConflictResolution.REFUSED)
+    return {
+        "copy": counts["copy"],
+        "retag": counts["retag"],
+        "move": counts["conflict"] - refused,
+        "refused": refused,
+        "missing": counts["missing"],
+        "unreachable": counts["unreachable"],
+        "in_sync": plan.in_sync,
+    }
+
+
+def summary_line(plan: Plan) -> str:
+    s = summary(plan)
+    if plan.is_empty:
+        return f"Nothing to do: {s['in_sync']} tag(s) in sync."
+    parts = [
+        f"{s['copy']} to copy",
+        f"{s['retag']} to retag",
+    ]
+    if s["move"]:
+        parts.append(f"{s['move']} tag move(s)")
+    if s["refused"]:
+        parts.append(f"{s['refused']} conflict(s) refused")
+    if s["missing"]:
+        parts.append(f"{s['missing']} missing")
+    if s["unreachable"]:
+        parts.append(f"{s['unreachable']} unreachable")
+    return "Plan: " + ", ".join(parts) + f"; {s['in_sync']} in sync."
+
+
+def _verb(action: Action) -> str:
+    if action.kind is ActionKind.COPY:
+        return f"copy from {action.source_environment} ({action.source})"
+    if action.kind is ActionKind.RETAG:
+        return "retag (manifest already there)"
+    if action.kind is ActionKind.CONFLICT:
+        current = action.current_digest[:19] if action.current_digest else "?"
+        if action.resolution is ConflictResolution.MOVED:
+            how = f"from {action.source}" if action.source else "in place"
+            return f"MOVE tag from {current} ({how})"
+        return f"REFUSED: tag is at {current}"
+    return action.kind.value.upper()
+
+
+def plan_lines(plan: Plan) -> list[str]:
+    lines = []
+    for action in plan:
+        where = f"{action.environment:<4} {action.registry}/{action.repository}:{action.tag}"
+        line = f"  {where}  {_verb(action)}  {action.digest[:19]}"
+        if action.fails:
+            line += f"\n      {action.reason}"
+        lines.append(line)
+    return lines
+
+
+def plan_markdown(plan: Plan, heading: str) -> str:
+    out = [f"### {heading}", "", summary_line(plan), ""]
+    if plan.is_empty:
+        return "\n".join(out) + "\n"
+    out += ["| env | registry | image | tag | action | digest | note |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for action in plan:
+        note = action.reason if action.fails else ""
+        note = note.replace("|", "\\|")
+        out.append(
+            f"| {action.environment} | {action.registry} | {action.image} | `{action.tag}` | "
+            f"{_verb(action)} | `{action.digest[:19]}` | {note} |"
+        )
+    return "\n".join(out) + "\n"
+
+
+def report_to_dict(report: PassReport) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "commit": report.desired.commit,
+        "commit_author": report.desired.commit_author,
+        "environments": list(report.plan.environments),
+        "summary": summary(report.plan),
+        "timings": {
+            "observe_seconds": round(report.observe_seconds, 3),
+            "plan_seconds": round(report.plan_seconds, 3),
+            "execute_seconds": round(report.execute_seconds, 3),
+        },
+        "requests": {"observe": report.observed.request_count},
+    }
+    if report.results is None:
+        document["actions"] = [action_to_dict(a) for a in report.plan]
+    else:
+        document["results"] = [result_to_dict(r) for r in report.results]
+    document["failures"] = [failure_to_dict(f) for f in report.failures]
+    return document
