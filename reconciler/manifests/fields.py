@@ -137,12 +137,7 @@ class Checker:
 
     def text(self, node: Node, what: str) -> str | None:
         """Any non-empty scalar, as the text written (``tag: 20261127_01`` is text, not a number)."""
-        if (
-            isinstance(node, ScalarNode)
-            and str(node.tag) != NULL
-            and str(node.value) != ""
-            and (str(node.tag) == STR or node.style in ("", None))
-        ):
+        if isinstance(node, ScalarNode) and str(node.tag) != NULL and str(node.value) != "":
             return str(node.value)
         self.add(node, "wrong-type", f"{what} must be a string, not {describe(node)}")
         return None
