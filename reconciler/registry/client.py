@@ -141,6 +141,18 @@ def _retry_after(response: httpx.Response) -> float | None:
         return max((when - datetime.datetime.now(datetime.UTC)).total_seconds(), 0.0)
 
 
+async def _raw_chunks(response: httpx.Response, chunk_size: int) -> AsyncIterator[bytes]:
+    """A blob's bytes exactly as sent (never content-decoded: the digest covers the stored bytes).
+    A response that is already read (mock transports build them so) is served from memory."""
+    if response.is_stream_consumed:
+        content = response.content
+        for start in range(0, len(content), chunk_size):
+            yield content[start : start + chunk_size]
+        return
+    async for chunk in response.aiter_raw(chunk_size):
+        yield chunk
+
+
 def _with_query(url: str, name: str, value: str) -> str:
     """``url`` with ``name=value`` added to its query (upload locations carry their own state parameters,
     which httpx's ``params=`` would replace)."""
@@ -178,6 +190,7 @@ class RegistryClient:
         transport: httpx.AsyncBaseTransport | None = None,
         name: str | None = None,
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        page_size: int = TAGS_PAGE_SIZE,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
@@ -187,6 +200,8 @@ class RegistryClient:
         self.insecure = insecure
         self.max_concurrency = max_concurrency
         self.retry = retry if retry is not None else RetryPolicy()
+        self.page_size = page_size
+        """``n`` asked for per page of tags or catalog (servers may ignore it)."""
         self.stats = RequestStats()
         verify: ssl.SSLContext | bool = True
         if ca_bundle is not None:
@@ -486,7 +501,7 @@ class RegistryClient:
                         )
                     body = bytearray()
                     try:
-                        async for chunk in response.aiter_raw():
+                        async for chunk in response.aiter_bytes():  # decodes a Content-Encoding, if any
                             body += chunk
                             if len(body) > MAX_MANIFEST_BYTES:
                                 raise UnsupportedManifestError(
@@ -575,7 +590,7 @@ class RegistryClient:
         found: set[str] = set()
         seen_urls: set[str] = set()
         url: str | None = path
-        params: dict[str, str] | None = {"n": str(TAGS_PAGE_SIZE)}
+        params: dict[str, str] | None = {"n": str(self.page_size)}
         while url is not None:
             response = await self._request(
                 "GET",
@@ -672,7 +687,7 @@ class RegistryClient:
         hasher = hashlib.new(digest.split(":", 1)[0]) if verify else None
         received = 0
         try:
-            async for chunk in response.aiter_raw(chunk_size):
+            async for chunk in _raw_chunks(response, chunk_size):
                 if hasher is not None:
                     hasher.update(chunk)
                 received += len(chunk)
@@ -1020,7 +1035,6 @@ class RegistryClient:
             ok=(201, 204),
             repository=repository,
             digest=digest,
-            params={"digest": digest},
             headers={"Content-Length": "0"},
         )
         assert response is not None
