@@ -44,8 +44,27 @@ INSTALL_HINT = "install it with `apt-get install docker-registry` (Debian/Ubuntu
 _LISTENING = re.compile(r"listening on (?:\[[^\]]*\]|[0-9.]+):(\d+)")
 _MARKER_AGENT = "reconciler-log-marker/"
 
-RequestKind = Literal["ping", "manifest", "blob", "upload", "tags", "catalog", "referrers", "other"]
+RequestKind = Literal["ping", "manifest", "blob", "upload", "tags", "catalog", "other"]
 _V2_PATH = re.compile(r"^/v2/(?P<repo>.+?)/(?P<kind>manifests|blobs/uploads|blobs|tags)(?:/(?P<rest>.*))?$")
+
+
+def classify_path(path: str) -> tuple[RequestKind, str | None]:
+    """The kind of a registry API path and its repository: ``/v2/a/b/blobs/uploads/x`` -> ("upload", "a/b")."""
+    path = path.split("?", 1)[0]
+    if path in ("/v2/", "/v2"):
+        return "ping", None
+    if path.startswith("/v2/_catalog"):
+        return "catalog", None
+    match = _V2_PATH.match(path)
+    if match is None:
+        return "other", None
+    kinds: dict[str, RequestKind] = {
+        "manifests": "manifest",
+        "blobs/uploads": "upload",
+        "blobs": "blob",
+        "tags": "tags",
+    }
+    return kinds[match["kind"]], match["repo"]
 
 
 class LocalRegistryError(ReconcilerError):
@@ -122,25 +141,11 @@ class RequestRecord:
     @property
     def kind(self) -> RequestKind:
         """What the request was about: ``ping`` (``/v2/``), ``manifest``, ``blob``, ``upload``, ``tags``..."""
-        path = self.path
-        if path in ("/v2/", "/v2"):
-            return "ping"
-        if path.startswith("/v2/_catalog"):
-            return "catalog"
-        match = _V2_PATH.match(path)
-        if match is None:
-            return "other"
-        return {
-            "manifests": "manifest",
-            "blobs/uploads": "upload",
-            "blobs": "blob",
-            "tags": "tags",
-        }[match["kind"]]  # type: ignore[return-value]
+        return classify_path(self.path)[0]
 
     @property
     def repository(self) -> str | None:
-        match = _V2_PATH.match(self.path)
-        return match["repo"] if match else None
+        return classify_path(self.path)[1]
 
     @property
     def is_blob_write(self) -> bool:

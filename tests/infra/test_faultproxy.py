@@ -1,0 +1,120 @@
+"""The fault proxy forwards faithfully (streams, Location, chunked), counts, and injects faults as configured."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from support.faultproxy import FaultProxy
+from support.skopeo import Skopeo
+
+from reconciler.testing.imagegen import OCI_INDEX, image_for, push_image
+from reconciler.testing.localregistry import LocalRegistry
+
+
+@pytest.fixture
+def proxy(registry: LocalRegistry) -> Iterator[FaultProxy]:
+    with FaultProxy(registry.url, retry_after="2") as running:
+        yield running
+
+
+def test_upload_location_points_back_at_the_proxy(proxy: FaultProxy) -> None:
+    response = httpx.post(f"{proxy.url}/v2/a/blobs/uploads/")
+    assert response.status_code == 202
+    assert response.headers["Location"].startswith(f"{proxy.url}/v2/a/blobs/uploads/")
+
+
+def test_push_through_proxy_is_intact_and_counted(registry: LocalRegistry, proxy: FaultProxy, skopeo: Skopeo) -> None:
+    image = image_for("payments/api", "20261127_01", fmt="oci", platforms=("linux/amd64", "linux/arm64/v8"))
+    push_image(image, proxy.url, "r", "v1")
+    assert skopeo.digest(f"docker://{registry.host}/r:v1") == image.digest
+    counts = proxy.counts()
+    assert counts[("PUT", "manifest")] == 3
+    assert counts[("PUT", "upload")] == len(image.blobs)
+    assert proxy.blob_bytes_uploaded == image.total_blob_bytes
+    assert all(r.fault is None for r in proxy.requests)
+    assert {r.status for r in proxy.requests} == {404, 202, 201}  # HEAD blob (absent), POST, PUT
+
+
+def test_skopeo_copy_through_proxy_streams_both_ways(
+    registry: LocalRegistry, proxy: FaultProxy, skopeo: Skopeo
+) -> None:
+    image = image_for("payments/api", "20261127_01", layer_size=2 * 1024 * 1024)
+    push_image(image, registry.url, "src", "v1")
+    skopeo.copy(f"docker://{proxy.host}/src:v1", f"docker://{proxy.host}/dst:v1")
+    assert skopeo.digest(f"docker://{registry.host}/dst:v1") == image.digest
+    assert proxy.blob_bytes_uploaded == image.total_blob_bytes
+    downloaded = sum(r.response_bytes for r in proxy.requests if r.method == "GET" and r.kind == "blob")
+    assert downloaded == image.total_blob_bytes
+
+
+def test_chunked_request_bodies_pass_through(registry: LocalRegistry, proxy: FaultProxy) -> None:
+    data = bytes(range(256)) * 4096  # 1 MiB
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    location = httpx.post(f"{proxy.url}/v2/c/blobs/uploads/").headers["Location"]
+
+    def pieces() -> Iterator[bytes]:  # a generator body: httpx sends it chunked
+        for start in range(0, len(data), 100_000):
+            yield data[start : start + 100_000]
+
+    patched = httpx.patch(location, content=pieces())
+    assert patched.status_code == 202
+    done = httpx.put(httpx.URL(patched.headers["Location"]).copy_merge_params({"digest": digest}))
+    assert done.status_code == 201
+    assert httpx.get(f"{registry.url}/v2/c/blobs/{digest}").content == data
+    assert proxy.blob_bytes_uploaded == len(data)
+
+
+def test_scripted_faults(proxy: FaultProxy) -> None:
+    url = f"{proxy.url}/v2/"
+    proxy.fail_next("503")
+    assert httpx.get(url).status_code == 503
+    proxy.fail_next("429")
+    limited = httpx.get(url)
+    assert limited.status_code == 429
+    assert limited.headers["Retry-After"] == "2"
+    proxy.fail_next("reset")
+    with pytest.raises(httpx.RemoteProtocolError):
+        httpx.get(url)
+    assert httpx.get(url).status_code == 200
+    assert proxy.fault_counts() == {"503": 1, "429": 1, "reset": 1}
+
+
+def test_cut_mid_body_after_the_registry_processed_the_request(registry: LocalRegistry, proxy: FaultProxy) -> None:
+    image = image_for("a", "b", fmt="oci", platforms=("linux/amd64", "linux/arm64/v8"))
+    push_image(image, registry.url, "r", "v1")
+    proxy.fail_next("cut")
+    with pytest.raises(httpx.RemoteProtocolError, match=r"complete message body"):
+        httpx.get(f"{proxy.url}/v2/r/manifests/v1", headers={"Accept": OCI_INDEX})
+    (record,) = proxy.requests
+    assert record.fault == "cut"
+    assert 0 < record.response_bytes < image.size
+
+
+def test_random_faults_follow_rate_and_seed(registry: LocalRegistry) -> None:
+    def run(seed: int) -> list[str | None]:
+        with FaultProxy(registry.url, rate=0.2, seed=seed, faults=("500", "503", "reset")) as faulty:
+            with httpx.Client() as client:
+                for _ in range(200):
+                    with contextlib.suppress(httpx.HTTPError):
+                        client.get(f"{faulty.url}/v2/")
+            return [r.fault for r in faulty.requests]
+
+    first = run(7)
+    injected = sum(f is not None for f in first)
+    assert 20 <= injected <= 60, injected  # ~40 expected
+    assert {f for f in first if f} == {"500", "503", "reset"}
+    assert run(7) == first, "same seed, same faults"
+
+
+def test_down_refuses_connections_until_up(proxy: FaultProxy) -> None:
+    with httpx.Client() as client:
+        assert client.get(f"{proxy.url}/v2/").status_code == 200
+        proxy.down()
+        with pytest.raises(httpx.ConnectError):
+            client.get(f"{proxy.url}/v2/")
+        proxy.up()
+        assert client.get(f"{proxy.url}/v2/").status_code == 200
