@@ -1,0 +1,1 @@
+"""Benchmarks (not timed tests): run with ``python -m bench.<name>`` from the project root."""

@@ -1,0 +1,197 @@
+"""Benchmark harness: run a command as a child process and measure it; count the requests it caused.
+
+Shared by every benchmark (``bench/copy_*.py`` here, ``bench/reconcile_*.py`` for the reconcile loop):
+
+* :func:`run_measured` runs one command and returns a :class:`Measurement`: wall time, user and system
+  CPU time and peak RSS of the child (``os.wait4``'s rusage: the child and the descendants it waited
+  for), its exit status and output tails. The child's stdout/stderr go to temporary files, so a chatty
+  child never blocks on a full pipe and never skews the timing.
+* ``registries=`` takes ``LocalRegistry`` objects: the harness marks their access logs before the run
+  and counts the requests each answered during it (``Measurement.requests``).
+* :func:`machine_info` describes the machine (``nproc``, ``free -h``, CPU model, Python and skopeo
+  versions) for the results page; :func:`markdown_table` renders measurements side by side.
+
+Benchmarks are not timed tests: nothing here asserts a goal. Numbers are recorded in
+``docs/benchmarks.md`` with the analysis of what limits them.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+TAIL_CHARS = 2000
+
+
+class CountsRequests(Protocol):
+    """What the harness needs of a registry: ``reconciler.testing.localregistry.LocalRegistry`` fits."""
+
+    name: str
+
+    def mark(self) -> int: ...
+
+    def requests_since(self, mark: int) -> Sequence[Any]: ...
+
+
+@dataclass
+class Measurement:
+    label: str
+    command: list[str]
+    wall_seconds: float
+    user_seconds: float
+    system_seconds: float
+    max_rss_mib: float
+    returncode: int
+    requests: dict[str, int] = field(default_factory=dict)
+    """Requests answered by each registry during the run (registry name -> count)."""
+    stdout_tail: str = ""
+    stderr_tail: str = ""
+
+    @property
+    def cpu_seconds(self) -> float:
+        return self.user_seconds + self.system_seconds
+
+    @property
+    def total_requests(self) -> int:
+        return sum(self.requests.values())
+
+    def check(self) -> Measurement:
+        """Raise when the command failed: a benchmark of a failing command measures nothing."""
+        if self.returncode != 0:
+            raise RuntimeError(f"{self.label}: {' '.join(self.command)} exited {self.returncode}\n{self.stderr_tail}")
+        return self
+
+    def to_json(self) -> dict[str, Any]:
+        document = asdict(self)
+        document["cpu_seconds"] = self.cpu_seconds
+        document["total_requests"] = self.total_requests
+        return document
+
+
+def _tail(path: Path) -> str:
+    with path.open("rb") as handle:
+        handle.seek(0, os.SEEK_END)
+        size = handle.tell()
+        handle.seek(max(0, size - TAIL_CHARS))
+        return handle.read().decode(errors="replace")
+
+
+def run_measured(
+    command: Sequence[str],
+    *,
+    label: str | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+    timeout: float | None = None,
+    registries: Sequence[CountsRequests] = (),
+) -> Measurement:
+    """Run ``command`` to completion and measure it (see the module docstring)."""
+    marks = [(registry, registry.mark()) for registry in registries]
+    with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
+        out_path, err_path = Path(scratch) / "stdout", Path(scratch) / "stderr"
+        with out_path.open("wb") as out, err_path.open("wb") as err:
+            started = time.perf_counter()
+            child = subprocess.Popen(
+                list(command), stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=dict(env) if env else None, cwd=cwd
+            )
+            deadline = None if timeout is None else started + timeout
+            while True:
+                pid, status, usage = os.wait4(child.pid, os.WNOHANG if deadline else 0)
+                if pid != 0:
+                    break
+                if deadline is not None and time.perf_counter() > deadline:
+                    child.kill()
+                    pid, status, usage = os.wait4(child.pid, 0)
+                    break
+                time.sleep(0.01)
+            wall = time.perf_counter() - started
+            child.returncode = os.waitstatus_to_exitcode(status)  # keep Popen from waiting again
+        measurement = Measurement(
+            label=label or Path(command[0]).name,
+            command=list(command),
+            wall_seconds=wall,
+            user_seconds=usage.ru_utime,
+            system_seconds=usage.ru_stime,
+            max_rss_mib=usage.ru_maxrss / 1024,  # ru_maxrss is KiB on Linux
+            returncode=child.returncode,
+            stdout_tail=_tail(out_path),
+            stderr_tail=_tail(err_path),
+        )
+    for registry, mark in marks:
+        measurement.requests[registry.name] = len(registry.requests_since(mark))
+    return measurement
+
+
+def _command_output(*command: str) -> str:
+    if shutil.which(command[0]) is None:
+        return f"{command[0]}: not installed"
+    try:
+        return subprocess.run(list(command), capture_output=True, text=True, timeout=10, check=False).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"{command[0]}: {exc}"
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine_info() -> dict[str, str]:
+    """What the results page must say about the machine the numbers come from."""
+    return {
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "nproc": _command_output("nproc"),
+        "memory": _command_output("free", "-h"),
+        "cpu": _cpu_model(),
+        "kernel": platform.release(),
+        "python": sys.version.split()[0],
+        "skopeo": _command_output("skopeo", "--version"),
+        "docker-registry": _command_output("/usr/bin/docker-registry", "--version"),
+    }
+
+
+def markdown_table(measurements: Sequence[Measurement], *, per: int | None = None, per_label: str = "image") -> str:
+    """Measurements side by side; with ``per``, requests are also shown divided by ``per``."""
+    header = "| run | wall s | CPU s (user+sys) | peak RSS MiB | requests |"
+    rule = "| --- | ---: | ---: | ---: | ---: |"
+    if per:
+        header += f" requests/{per_label} |"
+        rule += " ---: |"
+    lines = [header, rule]
+    for m in measurements:
+        row = (
+            f"| {m.label} | {m.wall_seconds:.2f} | {m.cpu_seconds:.2f} ({m.user_seconds:.2f}+{m.system_seconds:.2f}) "
+            f"| {m.max_rss_mib:.1f} | {m.total_requests} |"
+        )
+        if per:
+            row += f" {m.total_requests / per:.2f} |"
+        lines.append(row)
+    return "\n".join(lines)
+
+
+def write_results(path: str | os.PathLike[str], document: Mapping[str, Any]) -> None:
+    """Write raw results as JSON (next to the markdown summary, for later comparison)."""
+    Path(path).write_text(json.dumps(document, indent=2, default=str) + "\n")
+
+
+if __name__ == "__main__":
+    # ``python bench/harness.py CMD ARGS...``: measure one command by hand.
+    result = run_measured(sys.argv[1:])
+    print(json.dumps(result.to_json(), indent=2))
+    sys.exit(result.returncode)
