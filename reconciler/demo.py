@@ -249,3 +249,42 @@ def run_demo(
             except KeyboardInterrupt:
                 _say(out, "stopping registries")
         return converged
+
+
+CHAIN_REGISTRIES = ("dev", "test", "pre", "prod-a", "prod-b")
+
+
+def write_chain_state(
+    root: Path,
+    registry_urls: dict[str, str],
+    pins: dict[str, list[tuple[str, str, str]]],
+    *,
+    t_allow_tag_moves: bool = True,
+) -> Path:
+    """Write a desired-state repository shaped like the example (d -> t -> s1 -> s2 -> p; s1 and s2 on
+    ``pre``; p on ``prod-a`` and ``prod-b``, immutable) with the given pins: environment ->
+    (image, tag, digest). Used by the tests and the benchmarks to build states of any size."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "environments").mkdir(exist_ok=True)
+    registries = "\n".join(f'  {name}: {{url: "{registry_urls[name]}"}}' for name in CHAIN_REGISTRIES)
+    (root / "reconciler.yaml").write_text(
+        "version: 1\n"
+        f"registries:\n{registries}\n"
+        "environments:\n"
+        "  d: {registry: dev, prefix: d, source: true}\n"
+        f"  t: {{registry: test, prefix: t, from: d, allow_tag_moves: {str(t_allow_tag_moves).lower()}}}\n"
+        "  s1: {registry: pre, prefix: s1, from: t}\n"
+        "  s2: {registry: pre, prefix: s2, from: s1, immutable_tags: true}\n"
+        "  p: {registries: [prod-a, prod-b], prefix: p, from: s2, immutable_tags: true}\n",
+        encoding="utf-8",
+    )
+    for env in ("d", "t", "s1", "s2", "p"):
+        lines = [f"environment: {env}", "images:" if pins.get(env) else "images: {}"]
+        by_image: dict[str, list[tuple[str, str]]] = {}
+        for image, tag, digest in pins.get(env, []):
+            by_image.setdefault(image, []).append((tag, digest))
+        for image in sorted(by_image):
+            lines.append(f"  {image}:")
+            lines += [f'    - {{tag: "{tag}", digest: "{digest}"}}' for tag, digest in by_image[image]]
+        (root / "environments" / f"{env}.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return root
