@@ -33,6 +33,18 @@ from reconciler.testing.localregistry import LocalRegistry, LocalRegistryError, 
 
 RegistryFactory = Callable[..., LocalRegistry]
 
+_REGISTRY_FIXTURES = {"registry", "session_registry", "registry_factory", "basic_registry", "token_registry"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark tests by the binaries their fixtures need, so ``-m "not registry"`` runs only offline tests."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & _REGISTRY_FIXTURES or "registry_binary" in fixtures:
+            item.add_marker(pytest.mark.registry)
+        if "skopeo" in fixtures:
+            item.add_marker(pytest.mark.skopeo)
+
 
 @pytest.fixture(scope="session")
 def registry_binary() -> Path:

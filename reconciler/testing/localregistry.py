@@ -156,9 +156,11 @@ class RequestRecord:
 class LocalRegistry:
     """A ``docker-registry`` process on ``127.0.0.1:<free port>``. Use as a context manager.
 
-    ``storage_dir``: where blobs and manifests live (created if missing; kept after stop). Without it a
-    temporary directory is used and removed on stop. ``basic_auth``: ``{username: password}`` for htpasswd
-    Basic auth. ``token_auth``: the ``auth: token`` section. Both at once is refused (distribution allows one).
+    ``work_dir``: where the config, htpasswd and ``registry.log`` go (kept after stop, e.g. for the demo);
+    without it a temporary directory, removed on stop. ``storage_dir``: where blobs and manifests live
+    (created if missing, kept after stop); without it ``<work_dir>/storage``. ``basic_auth``:
+    ``{username: password}`` for htpasswd Basic auth. ``token_auth``: the ``auth: token`` section. Both at
+    once is refused (distribution takes one).
     """
 
     def __init__(
@@ -170,6 +172,7 @@ class LocalRegistry:
         binary: str | os.PathLike[str] | None = None,
         startup_timeout: float = 15.0,
         name: str = "registry",
+        work_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         if basic_auth and token_auth:
             raise ValueError("a registry takes either basic_auth or token_auth, not both")
@@ -179,6 +182,7 @@ class LocalRegistry:
         self._token_auth = token_auth
         self._startup_timeout = startup_timeout
         self._given_storage = Path(storage_dir) if storage_dir is not None else None
+        self._given_work_dir = Path(work_dir) if work_dir is not None else None
         self._work_dir: Path | None = None
         self._storage_dir: Path | None = None
         self._process: subprocess.Popen[bytes] | None = None
@@ -195,16 +199,20 @@ class LocalRegistry:
         if self._process is not None:
             raise LocalRegistryError(f"registry {self.name} is already running at {self.url}")
         binary = find_registry_binary(self._binary_arg)
-        self._work_dir = Path(tempfile.mkdtemp(prefix=f"reconciler-{self.name}-"))
+        if self._given_work_dir is not None:
+            self._given_work_dir.mkdir(parents=True, exist_ok=True)
+            self._work_dir = self._given_work_dir
+        else:
+            self._work_dir = Path(tempfile.mkdtemp(prefix=f"reconciler-{self.name}-"))
         if self._given_storage is not None:
             self._given_storage.mkdir(parents=True, exist_ok=True)
             self._storage_dir = self._given_storage
         else:
             self._storage_dir = self._work_dir / "storage"
-            self._storage_dir.mkdir()
+            self._storage_dir.mkdir(exist_ok=True)
         config_path = self._work_dir / "config.yml"
         config_path.write_text(json.dumps(self._config(), indent=2))  # JSON is YAML
-        self._log_file = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
+        self._log_file = open(self.log_path, "wb")  # noqa: SIM115 - lives as long as the process; fresh per start
         self._process = subprocess.Popen(
             [str(binary), "serve", str(config_path)],
             stdin=subprocess.DEVNULL,
@@ -221,7 +229,7 @@ class LocalRegistry:
         return self
 
     def stop(self) -> None:
-        """Terminate and reap the process; remove config, log and storage (unless the storage was given)."""
+        """Terminate and reap the process; remove the temporary config, log and storage (given dirs are kept)."""
         process, self._process = self._process, None
         if process is not None and process.poll() is None:
             process.terminate()
@@ -234,7 +242,7 @@ class LocalRegistry:
             self._log_file.close()
             self._log_file = None
         self._port = None
-        if self._work_dir is not None:
+        if self._work_dir is not None and self._given_work_dir is None:
             # config, htpasswd, log and (when not given) the storage: all ours, all temporary
             shutil.rmtree(self._work_dir, ignore_errors=True)
             self._work_dir = None

@@ -172,3 +172,16 @@ def test_large_image_is_written_to_disk_streamed_and_pushes(registry: LocalRegis
     assert fresh.digest == image.digest, "regenerated from scratch: same bytes"
     push_image(image, registry.url, "big", "v1")
     assert skopeo.digest(f"docker://{registry.host}/big:v1") == image.digest
+
+
+def test_push_streams_large_blobs_in_constant_memory(registry: LocalRegistry, tmp_path) -> None:
+    import tracemalloc
+
+    image = generate_large_image(tmp_path, layer_count=1, layer_size=24 * 1024 * 1024)
+    tracemalloc.start()
+    try:
+        push_image(image, registry.url, "big", "v1")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 12 * 1024 * 1024, f"push held {peak} bytes at peak for a 24 MiB layer"

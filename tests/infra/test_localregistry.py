@@ -73,3 +73,19 @@ def test_password_never_reaches_config_or_log(basic_registry: AuthedRegistry) ->
         if path.is_file():
             assert basic_registry.password not in path.read_text(errors="replace"), path.name
     assert basic_registry.password not in repr(basic_registry)
+
+
+def test_given_work_dir_keeps_config_and_log_and_restarts_cleanly(registry_factory, tmp_path) -> None:
+    first = registry_factory(work_dir=tmp_path / "work", name="demo-dev")
+    first_port = first.port
+    httpx.get(f"{first.url}/v2/")
+    first.stop()
+    assert (tmp_path / "work" / "registry.log").is_file()
+    assert (tmp_path / "work" / "storage").is_dir()
+    second = registry_factory(work_dir=tmp_path / "work", name="demo-dev")
+    assert httpx.get(f"{second.url}/v2/").status_code == 200
+    assert second.port != first_port or second.request_log() == []
+
+
+def test_registry_tests_are_marked(request: pytest.FixtureRequest, registry) -> None:
+    assert request.node.get_closest_marker("registry") is not None
