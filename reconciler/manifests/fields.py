@@ -47,7 +47,9 @@ def describe(node: Node) -> str:
         return "a mapping"
     if isinstance(node, SequenceNode):
         return "a list"
-    tag = str(node.tag)
+    if not isinstance(node, ScalarNode):
+        return "a node"
+    tag = node.tag
     if tag == NULL:
         return "empty (null)"
     if tag == BOOL:

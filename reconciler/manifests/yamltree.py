@@ -1,31 +1,41 @@
-"""Read one YAML file of the desired state into a ruamel.yaml node tree, safely, keeping positions.
+"""Read one YAML file of the desired state into a small node tree, safely, keeping positions.
 
 Everything that could hurt before validation even starts is refused here, each as a ``Problem``:
 files over 5 MiB, binary (NUL bytes), not UTF-8, empty, YAML syntax errors, several documents,
 nesting deeper than any desired state needs, non-standard tags, and every anchor or alias. Aliases are
-refused while *composing*, before any value is built, so a billion-laughs file costs a few
+refused at the first event that names one, before any value is built, so a billion-laughs file costs
 microseconds, not gigabytes.
 
-Only the node tree is produced (``compose``), never Python objects (``load``): validation needs the
-position of every node, and nothing in a YAML file is ever executed or constructed. This module must
-never construct arbitrary tags or expand aliases.
+ruamel.yaml scans and parses (libyaml's C parser when ``ruamel.yaml.clib`` is installed, ruamel's own
+parser otherwise, and always ruamel's when libyaml, which follows YAML 1.1, refuses a document); the
+events are composed here, iteratively, into plain nodes that carry 1-based line and column. Scalars
+are resolved with ruamel's YAML 1.2 rules. Nothing is ever constructed into Python objects: this
+module must never construct arbitrary tags or expand aliases.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ruamel.yaml import YAML
-from ruamel.yaml.composer import Composer, MaxDepthExceededError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.events import AliasEvent
-from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from ruamel.yaml.events import (
+    AliasEvent,
+    DocumentStartEvent,
+    MappingEndEvent,
+    MappingStartEvent,
+    ScalarEvent,
+    SequenceEndEvent,
+    SequenceStartEvent,
+)
 from ruamel.yaml.resolver import VersionedResolver
 
 from reconciler.model.problems import Problem
 
-try:  # libyaml's parser, about 8x faster than ruamel's pure-Python scanner on large files
+try:  # libyaml's parser: several times faster than ruamel's pure-Python scanner on large files
     from _ruamel_yaml import CParser as _CParser  # type: ignore[import-not-found,unused-ignore]
 except ImportError:  # pragma: no cover - depends on ruamel.yaml.clib being installed
     _CParser = None
@@ -40,7 +50,9 @@ INT = "tag:yaml.org,2002:int"
 BOOL = "tag:yaml.org,2002:bool"
 NULL = "tag:yaml.org,2002:null"
 FLOAT = "tag:yaml.org,2002:float"
-_STANDARD_TAGS = frozenset({STR, INT, BOOL, NULL, FLOAT, "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"})
+SEQ = "tag:yaml.org,2002:seq"
+MAP = "tag:yaml.org,2002:map"
+_STANDARD_TAGS = frozenset({STR, INT, BOOL, NULL, FLOAT, SEQ, MAP})
 
 __all__ = [
     "MAX_FILE_BYTES",
@@ -54,27 +66,28 @@ __all__ = [
 ]
 
 
-class _AliasRefusedError(MarkedYAMLError):
-    """An anchor or alias was found; raised from inside the composer to stop before anything grows."""
+@dataclass(slots=True)
+class Node:
+    tag: str
+    line: int
+    """1-based."""
+    column: int
+    """1-based."""
 
 
-class _GuardedComposer(Composer):
-    """ruamel's composer, refusing anchors/aliases and noting non-standard tags as it goes."""
+@dataclass(slots=True)
+class ScalarNode(Node):
+    value: str
 
-    def __init__(self, loader: Any = None) -> None:
-        super().__init__(loader)
-        self.odd_tags: list[tuple[Any, str]] = []
 
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        event = self.parser.peek_event()
-        if isinstance(event, AliasEvent):
-            raise _AliasRefusedError(None, None, f"YAML alias *{event.anchor} is not allowed", event.start_mark)
-        if event.anchor is not None:
-            raise _AliasRefusedError(None, None, f"YAML anchor &{event.anchor} is not allowed", event.start_mark)
-        tag = getattr(event, "ctag", None)
-        if tag is not None and str(tag) not in ("!", "") and str(tag) not in _STANDARD_TAGS:
-            self.odd_tags.append((event.start_mark, str(tag)))
-        return super().compose_node(parent, index)
+@dataclass(slots=True)
+class SequenceNode(Node):
+    value: list[Node] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class MappingNode(Node):
+    value: list[tuple[Node, Node]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -87,48 +100,128 @@ class ParsedYaml:
 
 def position(node: Node) -> tuple[int, int]:
     """1-based (line, column) of a node."""
-    mark = node.start_mark
-    return mark.line + 1, mark.column + 1
+    return node.line, node.column
 
 
-def _file_problem(file: str, code: str, message: str, line: int = 0, column: int = 0) -> ParsedYaml:
-    return ParsedYaml(file, None, [Problem(file, line, column, code, message)])
+class _RefusedError(Exception):
+    """The composer stops: (code, message, mark)."""
+
+    def __init__(self, code: str, message: str, mark: Any) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.mark = mark
 
 
-class _CEventLoader:
-    """The minimum a ruamel ``Composer`` needs: libyaml's event parser plus ruamel's YAML 1.2 resolver.
-
-    ruamel's own C path composes nodes in C too, which neither refuses aliases nor limits depth (deep
-    nesting crashes the process), so only the *events* come from C and composing stays in Python.
-    """
-
-    def __init__(self, text: str) -> None:
-        assert _CParser is not None
-        self._parser = _CParser(text)
-        self._resolver = VersionedResolver(version=None, loader=self)
-        self.max_depth = MAX_DEPTH
+def _implicit_resolvers() -> dict[str | None, list[tuple[str, re.Pattern[str]]]]:
+    """ruamel's YAML 1.2 implicit scalar rules, by first character (None: any first character)."""
+    table: dict[str | None, list[tuple[str, re.Pattern[str]]]] = {}
+    for first, rules in VersionedResolver(version=(1, 2)).versioned_resolver.items():
+        table[first] = [(str(tag), regexp) for tag, regexp in rules]
+    return table
 
 
-def _compose(text: str) -> tuple[Node | None, list[tuple[Any, str]]]:
-    """Compose one document; return the root and the non-standard tags seen (mark, tag)."""
+_RESOLVERS = _implicit_resolvers()
+
+
+def _resolve_plain(value: str) -> str:
+    candidates = _RESOLVERS.get(value[0] if value else "", [])
+    for tag, regexp in (*candidates, *_RESOLVERS.get(None, [])):
+        if regexp.match(value):
+            return tag
+    return STR
+
+
+def _compose(events: Iterable[Any]) -> tuple[Node | None, list[Problem]]:
+    """Compose one document from parser events; raise _RefusedError on aliases, anchors, depth, documents."""
+    root: Node | None = None
+    stack: list[SequenceNode | MappingNode] = []
+    pending_keys: list[Node | None] = []
+    tags: list[tuple[Any, str]] = []
+    documents = 0
+    for event in events:
+        if isinstance(event, DocumentStartEvent):
+            documents += 1
+            if documents > 1:
+                raise _RefusedError(
+                    "yaml-syntax", "YAML syntax error: a file holds one YAML document, found another", event.start_mark
+                )
+            continue
+        if isinstance(event, AliasEvent):
+            raise _RefusedError("yaml-alias", f"YAML alias *{event.anchor} is not allowed", event.start_mark)
+        if isinstance(event, (SequenceEndEvent, MappingEndEvent)):
+            stack.pop()
+            pending_keys.pop()
+            continue
+        if not isinstance(event, (ScalarEvent, SequenceStartEvent, MappingStartEvent)):
+            continue  # stream start/end, document end
+        mark = event.start_mark
+        if event.anchor is not None:
+            raise _RefusedError("yaml-alias", f"YAML anchor &{event.anchor} is not allowed", mark)
+        explicit = None if event.ctag is None else str(event.ctag)
+        if explicit is not None and explicit != "!" and explicit not in _STANDARD_TAGS:
+            tags.append((mark, explicit))
+        node: Node
+        if isinstance(event, ScalarEvent):
+            if explicit is not None and explicit != "!":
+                tag = explicit
+            elif event.implicit[0]:
+                tag = _resolve_plain(event.value)
+            else:
+                tag = STR
+            node = ScalarNode(tag, mark.line + 1, mark.column + 1, event.value)
+        elif isinstance(event, SequenceStartEvent):
+            node = SequenceNode(explicit or SEQ, mark.line + 1, mark.column + 1)
+        else:
+            node = MappingNode(explicit or MAP, mark.line + 1, mark.column + 1)
+        if not stack:
+            root = node
+        else:
+            parent = stack[-1]
+            if isinstance(parent, SequenceNode):
+                parent.value.append(node)
+            else:
+                key = pending_keys[-1]
+                if key is None:
+                    pending_keys[-1] = node
+                else:
+                    parent.value.append((key, node))
+                    pending_keys[-1] = None
+        if isinstance(node, (SequenceNode, MappingNode)):
+            if len(stack) >= MAX_DEPTH:
+                raise _RefusedError("yaml-too-deep", f"YAML nests deeper than {MAX_DEPTH} levels", mark)
+            stack.append(node)
+            pending_keys.append(None)
+    problems = [Problem("", m.line + 1, m.column + 1, "yaml-tag", f"YAML tag {tag} is not allowed") for m, tag in tags]
+    return root, problems
+
+
+def _c_events(text: str) -> Iterable[Any]:
+    assert _CParser is not None
+    parser = _CParser(text)
+    try:
+        while True:
+            event = parser.get_event()
+            yield event
+            if type(event).__name__ == "StreamEndEvent":
+                return
+    finally:
+        parser.dispose()
+
+
+def _compose_text(text: str) -> tuple[Node | None, list[Problem]]:
     if _CParser is not None:
-        loader = _CEventLoader(text)
-        composer = _GuardedComposer(loader)
         try:
-            return composer.get_single_node(), composer.odd_tags
-        except (_AliasRefusedError, MaxDepthExceededError):
-            raise
+            return _compose(_c_events(text))
         except YAMLError:
             # libyaml follows YAML 1.1 and refuses some YAML 1.2 that ruamel reads, such as
             # {url: https://host} in flow style: ruamel's own parser is the reference, so ask it.
             pass
-        finally:
-            loader._parser.dispose()
-    yaml = YAML(typ="safe", pure=True)
-    yaml.Composer = _GuardedComposer
-    yaml.max_depth = MAX_DEPTH
-    root = yaml.compose(text)
-    return root, yaml.composer.odd_tags
+    return _compose(YAML(typ="safe", pure=True).parse(text))
+
+
+def _file_problem(file: str, code: str, message: str, line: int = 0, column: int = 0) -> ParsedYaml:
+    return ParsedYaml(file, None, [Problem(file, line, column, code, message)])
 
 
 def parse_yaml(file: str, data: bytes) -> ParsedYaml:
@@ -152,29 +245,19 @@ def parse_yaml(file: str, data: bytes) -> ParsedYaml:
     if not text.strip():
         return _file_problem(file, "file-empty", "file is empty")
     try:
-        root, odd_tags = _compose(text)
-    except _AliasRefusedError as exc:
-        mark = exc.problem_mark
-        return _file_problem(
-            file,
-            "yaml-alias",
-            f"{exc.problem}: anchors and aliases are refused in desired state (write values out in full)",
-            mark.line + 1,
-            mark.column + 1,
-        )
+        root, tag_problems = _compose_text(text)
+    except _RefusedError as exc:
+        suffix = ": anchors and aliases are refused in desired state (write values out in full)"
+        message = exc.message + (suffix if exc.code == "yaml-alias" else "")
+        return _file_problem(file, exc.code, message, exc.mark.line + 1, exc.mark.column + 1)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark is not None else (0, 0)
-        if isinstance(exc, MaxDepthExceededError):
-            return _file_problem(file, "yaml-too-deep", f"YAML nests deeper than {MAX_DEPTH} levels", line, column)
         reason = " ".join(str(part) for part in (exc.context, exc.problem) if part)
         return _file_problem(file, "yaml-syntax", f"YAML syntax error: {reason}", line, column)
     except YAMLError as exc:
         return _file_problem(file, "yaml-syntax", f"YAML syntax error: {exc}".splitlines()[0])
-    problems = [
-        Problem(file, mark.line + 1, mark.column + 1, "yaml-tag", f"YAML tag {tag} is not allowed")
-        for mark, tag in odd_tags
-    ]
+    problems = [Problem(file, problem.line, problem.column, problem.code, problem.message) for problem in tag_problems]
     if root is None:
         return ParsedYaml(file, None, [*problems, Problem(file, 0, 0, "file-empty", "file holds no YAML document")])
     return ParsedYaml(file, root, problems)

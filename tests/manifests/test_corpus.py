@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.manifests import validate_directory
+from reconciler.manifests import validate_directory, yamltree
 from reconciler.model.problems import Problem
 
 CORPUS = Path(__file__).resolve().parent.parent / "corpus"
@@ -85,8 +85,11 @@ def test_corpus_has_a_case_for_every_rule() -> None:
     assert every_rule <= codes, f"no corpus case for {sorted(every_rule - codes)}"
 
 
+@pytest.mark.parametrize("parser", ["default", "pure-python"])
 @pytest.mark.parametrize("case", CASES)
-def test_corpus_case(case: str, tmp_path: Path) -> None:
+def test_corpus_case(case: str, parser: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if parser == "pure-python":  # the same verdicts without libyaml (ruamel.yaml.clib not installed)
+        monkeypatch.setattr(yamltree, "_CParser", None)
     work = tmp_path / case
     shutil.copytree(CORPUS / case, work)
     inflate(work)
@@ -98,7 +101,7 @@ def test_corpus_case(case: str, tmp_path: Path) -> None:
 
     missing = [str(item) for item in expected if not any(item.matches(problem) for problem in problems)]
     unexpected = [str(problem) for problem in problems if not any(item.matches(problem) for item in expected)]
-    assert not missing and not unexpected, f"missing: {missing}\nunexpected: {unexpected}"
+    assert (missing, unexpected) == ([], []), f"missing: {missing}\nunexpected: {unexpected}"
     assert problems == sorted(problems), "problems must come sorted by file, line, column"
     # Hostile input (billion laughs, deep nesting, 5 MiB) is refused before it costs anything.
     assert elapsed < 1.0, f"{case} took {elapsed:.2f}s"
