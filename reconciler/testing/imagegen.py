@@ -498,10 +498,11 @@ def generate_large_image(
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 
 
-class _ChallengeAuth:
+class ChallengeAuth:
     """Answers a registry's 401 challenge: Basic with the given credentials, or the Bearer token flow.
 
-    Tokens are cached per scope for the life of this object (one push). The credentials never appear in
+    Deliberately simple (seeding and checking only; the product has its own client). Tokens are cached per
+    scope for the life of this object. The credentials never appear in
     an exception message.
     """
 
@@ -588,7 +589,7 @@ def _check(response: httpx.Response, what: str, *, registry: str, repository: st
     )
 
 
-def push_blob(client: httpx.Client, auth: _ChallengeAuth, base_url: str, repository: str, blob: Blob) -> bool:
+def push_blob(client: httpx.Client, auth: ChallengeAuth, base_url: str, repository: str, blob: Blob) -> bool:
     """Upload ``blob`` unless the repository has it. True when bytes were uploaded."""
     registry = httpx.URL(base_url).netloc.decode()
     head = auth.send(client, client.build_request("HEAD", f"{base_url}/v2/{repository}/blobs/{blob.digest}"))
@@ -616,7 +617,7 @@ def push_blob(client: httpx.Client, auth: _ChallengeAuth, base_url: str, reposit
 
 def push_manifest(
     client: httpx.Client,
-    auth: _ChallengeAuth,
+    auth: ChallengeAuth,
     base_url: str,
     repository: str,
     *,
@@ -652,7 +653,7 @@ def push_image(
     base_url = registry_url.rstrip("/")
     if "://" not in base_url:
         base_url = "http://" + base_url
-    auth = _ChallengeAuth(username, password)
+    auth = ChallengeAuth(username, password)
     own_client = client is None
     http = client or httpx.Client(timeout=httpx.Timeout(60.0, connect=10.0))
     try:
