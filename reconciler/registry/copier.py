@@ -127,13 +127,15 @@ class Copier:
         tag: str | None = None,
         source_manifest: Manifest | None = None,
         check_target: bool = True,
+        check_blobs: bool | None = None,
     ) -> CopyReport:
         """Copy the image ``reference`` (a digest, or a tag resolved once at the start) of
         ``source_repository`` to ``target_repository``, then point ``tag`` at it (when given).
 
         ``source_manifest`` saves the GET when the caller already holds the manifest. With
         ``check_target`` (default) one HEAD on the target first: when the tag (or the digest, without a
-        tag) already names this image, nothing else is done."""
+        tag) already names this image, nothing else is done. ``check_blobs`` overrides the copier's
+        setting for this copy (False: no HEAD before uploading a blob, for targets known to be empty)."""
         digest = Digest(reference) if is_valid_digest(reference) else None
         if source_manifest is not None:
             digest = source_manifest.digest
@@ -171,43 +173,25 @@ class Copier:
             if present is not None and present.digest == manifest.digest:
                 report.already_present = True
                 return report
-        await self._copy_manifest(
+        job = _Job(
             source=source,
             source_repository=source_repository,
-            manifest=manifest,
             target=target,
             target_repository=target_repository,
-            tag=tag,
             report=report,
+            check_blobs=self._check_blobs if check_blobs is None else check_blobs,
         )
+        await self._copy_manifest(job, manifest, tag)
         return report
 
-    async def _copy_manifest(
-        self,
-        *,
-        source: ImageSource,
-        source_repository: str,
-        manifest: Manifest,
-        target: RegistryClient,
-        target_repository: str,
-        tag: str | None,
-        report: CopyReport,
-    ) -> None:
+    async def _copy_manifest(self, job: _Job, manifest: Manifest, tag: str | None) -> None:
         if manifest.is_index:
 
             async def child(descriptor: Descriptor) -> None:
-                child_manifest = await source.get_manifest(source_repository, str(descriptor.digest))
+                child_manifest = await job.source.get_manifest(job.source_repository, str(descriptor.digest))
                 if descriptor.platform is not None:
-                    report.platforms.append(str(descriptor.platform))
-                await self._copy_manifest(
-                    source=source,
-                    source_repository=source_repository,
-                    manifest=child_manifest,
-                    target=target,
-                    target_repository=target_repository,
-                    tag=None,
-                    report=report,
-                )
+                    job.report.platforms.append(str(descriptor.platform))
+                await self._copy_manifest(job, child_manifest, None)
 
             async with asyncio.TaskGroup() as group:
                 for descriptor in manifest.manifests:
@@ -215,41 +199,25 @@ class Copier:
         else:
             async with asyncio.TaskGroup() as group:
                 for blob in manifest.blobs:
-                    group.create_task(
-                        self._blob(
-                            source=source,
-                            source_repository=source_repository,
-                            target=target,
-                            target_repository=target_repository,
-                            blob=blob,
-                            report=report,
-                        )
-                    )
+                    group.create_task(self._blob(job, blob))
         # Children and blobs are all in place: now the manifest itself, under the tag when this is the top.
-        await target.put_manifest(target_repository, tag or str(manifest.digest), manifest.raw, manifest.media_type)
-        report.manifests_written += 1
+        await job.target.put_manifest(
+            job.target_repository, tag or str(manifest.digest), manifest.raw, manifest.media_type
+        )
+        job.report.manifests_written += 1
 
-    async def _blob(
-        self,
-        *,
-        source: ImageSource,
-        source_repository: str,
-        target: RegistryClient,
-        target_repository: str,
-        blob: Descriptor,
-        report: CopyReport,
-    ) -> None:
+    async def _blob(self, job: _Job, blob: Descriptor) -> None:
         digest = str(blob.digest)
-        if target_repository in self._known(target.key, digest):
-            report.count("skipped", blob.size)
+        if job.target_repository in self._known(job.target.key, digest):
+            job.report.count("skipped", blob.size)
             return
-        key = (target.key, target_repository, digest)
+        key = (job.target.key, job.target_repository, digest)
         task = self._inflight.get(key)
         if task is not None:
             await asyncio.shield(task)
-            report.count("skipped", blob.size)
+            job.report.count("skipped", blob.size)
             return
-        task = asyncio.ensure_future(self._transfer(source, source_repository, target, target_repository, blob))
+        task = asyncio.ensure_future(self._transfer(job, blob))
         # Shielded from the caller's cancellation (other copies may wait on it); never leave its error unread.
         task.add_done_callback(lambda done: None if done.cancelled() else done.exception())
         self._inflight[key] = task
@@ -258,45 +226,31 @@ class Copier:
         finally:
             if task.done():
                 self._inflight.pop(key, None)
-        report.count(outcome, blob.size)
+        job.report.count(outcome, blob.size)
 
-    async def _transfer(
-        self,
-        source: ImageSource,
-        source_repository: str,
-        target: RegistryClient,
-        target_repository: str,
-        blob: Descriptor,
-    ) -> BlobOutcome:
+    async def _transfer(self, job: _Job, blob: Descriptor) -> BlobOutcome:
         digest = str(blob.digest)
-        progress = self._progress
         async with self._blob_slots:
-            outcome = await self._transfer_unlocked(source, source_repository, target, target_repository, blob)
-        self._known(target.key, digest).add(target_repository)
-        if progress is not None:
-            progress.blob_finished(digest, outcome)
+            outcome = await self._transfer_unlocked(job, blob)
+        self._known(job.target.key, digest).add(job.target_repository)
+        if self._progress is not None:
+            self._progress.blob_finished(digest, outcome)
         return outcome
 
-    async def _transfer_unlocked(
-        self,
-        source: ImageSource,
-        source_repository: str,
-        target: RegistryClient,
-        target_repository: str,
-        blob: Descriptor,
-    ) -> BlobOutcome:
+    async def _transfer_unlocked(self, job: _Job, blob: Descriptor) -> BlobOutcome:
         digest = str(blob.digest)
+        source, target = job.source, job.target
         progress = self._progress
         same_registry = source.key == target.key
         if not same_registry:
-            others = self._known(target.key, digest) - {target_repository}
-            if others and await target.mount_blob(target_repository, digest, sorted(others)[0]):
+            others = self._known(target.key, digest) - {job.target_repository}
+            if others and await target.mount_blob(job.target_repository, digest, sorted(others)[0]):
                 return "mounted"
-        if self._check_blobs and not same_registry and await target.blob_exists(target_repository, digest):
-            return "skipped"
+            if job.check_blobs and await target.blob_exists(job.target_repository, digest):
+                return "skipped"
 
         def opener() -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
-            return source.stream_blob(source_repository, digest)
+            return source.stream_blob(job.source_repository, digest)
 
         advanced: Callable[[int], None] | None = None
         if progress is not None:
@@ -306,16 +260,28 @@ class Copier:
                 progress.blob_advanced(digest, count)
 
         outcome = await target.upload_blob(
-            target_repository,
+            job.target_repository,
             digest,
             opener,
             size=blob.size,
-            mount_from=source_repository if same_registry else None,
+            mount_from=job.source_repository if same_registry else None,
             progress=advanced,
             # RegistryClient.stream_blob already hashes the source and fails before its last chunk.
             verify=not isinstance(source, RegistryClient),
         )
         return "mounted" if outcome == "mounted" else "copied"
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    """One copy in progress: where from, where to, and the report it fills."""
+
+    source: ImageSource
+    source_repository: str
+    target: RegistryClient
+    target_repository: str
+    report: CopyReport
+    check_blobs: bool
 
 
 async def copy_image(
