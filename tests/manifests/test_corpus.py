@@ -80,7 +80,7 @@ def test_corpus_has_a_case_for_every_rule() -> None:
         "tag-forbidden", "tag-digest-conflict", "unknown-registry", "unknown-environment", "unknown-base-image",
         "from-cycle", "from-missing", "from-forward", "env-file-missing", "environment-mismatch",
         "bad-image-name", "bad-filename", "conflicting-fields", "duplicate-prefix", "no-source",
-        "unsupported-version",
+        "unsupported-version", "bad-name", "duplicate-entry",
     }  # fmt: skip
     assert every_rule <= codes, f"no corpus case for {sorted(every_rule - codes)}"
 
