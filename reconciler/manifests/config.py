@@ -163,11 +163,11 @@ def _environment(checker: Checker, name: str, value: Node, registry_names: set[s
     return _EnvDraft(env, value, fields.get("from"))
 
 
-def _check_chain(checker: Checker, drafts: list[_EnvDraft], defined: set[str]) -> None:
+def _check_chain(checker: Checker, drafts: list[_EnvDraft], defined: set[str], *, source_declared: bool) -> None:
     """``from`` must name an earlier environment; no cycles; every non-source environment has one."""
     order = {draft.env.name: index for index, draft in enumerate(drafts)}
     by_name = {draft.env.name: draft for draft in drafts}
-    if drafts and not any(draft.env.source for draft in drafts):
+    if drafts and not any(draft.env.source for draft in drafts) and not source_declared:
         checker.add(drafts[0].node, "no-source", "no environment is marked 'source: true'; CI needs one to push to")
     in_cycle: set[str] = set()
     for draft in drafts:
@@ -425,7 +425,14 @@ def validate_config(parsed: ParsedYaml, exists: ExistsFn) -> ConfigCheck:
                 draft = _environment(checker, name, value, registry_names)
                 if draft is not None:
                     drafts.append(draft)
-        _check_chain(checker, drafts, set(defined_envs))
+        # An environment that says `source` but is broken elsewhere is not "no source at all".
+        source_declared = any(
+            isinstance(value, MappingNode)
+            and any(isinstance(k, ScalarNode) and k.value == "source" for k, _ in value.value)
+            and name not in {draft.env.name for draft in drafts}
+            for name, _key, value in entries
+        )
+        _check_chain(checker, drafts, set(defined_envs), source_declared=source_declared)
         _check_prefixes(checker, drafts)
     naming = _naming(checker, fields["naming"]) if "naming" in fields else NamingRule()
     env_names = set(defined_envs)

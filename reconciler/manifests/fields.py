@@ -152,10 +152,14 @@ class Checker:
 
     def integer(self, node: Node, what: str, *, minimum: int = 0) -> int | None:
         if isinstance(node, ScalarNode) and str(node.tag) == INT:
+            text = node.value.replace("_", "")
             try:
-                value = int(str(node.value).replace("_", ""), 0)
+                value = int(text, 10)
             except ValueError:
-                value = None
+                try:
+                    value = int(text, 0)  # 0x1F, 0o17
+                except ValueError:
+                    value = None
             if value is not None:
                 if value < minimum:
                     self.add(node, "bad-value", f"{what} must be at least {minimum}, not {value}")

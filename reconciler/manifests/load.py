@@ -56,6 +56,7 @@ def inspect_source(source: DesiredStateSource) -> tuple[DesiredState, list[Probl
     tag_rule = TagRule(config.naming)
 
     states: dict[str, EnvironmentState] = {}
+    listed: set[str] = set()
     for path in source.environment_files():
         name = path.rsplit("/", 1)[-1]
         if name.startswith("."):
@@ -71,7 +72,17 @@ def inspect_source(source: DesiredStateSource) -> tuple[DesiredState, list[Probl
             continue
         env_name = name[: -len(".yaml")]
         data = source.read(path)
+        listed.add(path)
         if data is None:
+            problems.append(
+                Problem(
+                    path,
+                    0,
+                    0,
+                    "file-unreadable",
+                    f"{path} is not a regular file inside the desired-state repository (a link pointing outside it?)",
+                )
+            )
             continue
         env_state, file_problems = validate_environment_file(parse_yaml(path, data), env_name, tag_rule)
         problems.extend(file_problems)
@@ -93,7 +104,7 @@ def inspect_source(source: DesiredStateSource) -> tuple[DesiredState, list[Probl
     if config_usable:
         for env_name in declared:
             path = f"{ENVIRONMENTS_DIR}/{env_name}.yaml"
-            if not source.exists(path):
+            if path not in listed and not source.exists(path):
                 problems.append(
                     Problem(
                         path,

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from reconciler.manifests.yamltree import MAX_FILE_BYTES
 
 ENVIRONMENTS_DIR = "environments"
+_SYMLINK_MODE = 0o120000
 
 
 class DesiredStateSource(Protocol):
@@ -35,15 +36,27 @@ class DirectorySource:
         self.root = str(root)
         self._root = Path(root)
 
-    def read(self, path: str) -> bytes | None:
+    def _inside(self, path: str) -> Path | None:
+        """The file at ``path`` if it resolves inside the root: a symlink must not make validation
+        read (and quote positions of) files outside the desired-state repository."""
         target = self._root / path
-        if not target.is_file():
+        try:
+            resolved = target.resolve()
+            resolved.relative_to(self._root.resolve())
+        except (OSError, ValueError):
+            return None
+        return target
+
+    def read(self, path: str) -> bytes | None:
+        target = self._inside(path)
+        if target is None or not target.is_file():
             return None
         with target.open("rb") as stream:
             return stream.read(MAX_FILE_BYTES + 1)
 
     def exists(self, path: str) -> bool:
-        return (self._root / path).exists()
+        target = self._inside(path)
+        return target is not None and target.exists()
 
     def environment_files(self) -> list[str]:
         directory = self._root / ENVIRONMENTS_DIR
@@ -68,7 +81,7 @@ class GitTreeSource:
 
     def read(self, path: str) -> bytes | None:
         blob = self._lookup(path)
-        if blob is None or blob.type != "blob":
+        if blob is None or blob.type != "blob" or blob.mode == _SYMLINK_MODE:
             return None
         stream = blob.data_stream
         data: bytes = stream.read(MAX_FILE_BYTES + 1)

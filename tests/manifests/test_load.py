@@ -171,3 +171,28 @@ def test_ten_thousand_pinned_versions_load_fast(tmp_path: Path) -> None:
     assert sum(1 for env in state.environments.values() for _ in env.versions()) == 10_000
     # About a second on one idle core; generous for a busy 2-core CI machine.
     assert elapsed < 5.0, f"loading 10,000 pinned versions took {elapsed:.2f}s"
+
+
+def test_links_out_of_the_repository_are_not_followed(tmp_path: Path) -> None:
+    secret = tmp_path / "outside.yaml"
+    secret.write_text("environment: t\nimages: {}\n")
+    root = copy_example(tmp_path / "state")
+    (root / "environments" / "t.yaml").unlink()
+    (root / "environments" / "t.yaml").symlink_to(secret)
+    problems = validate_directory(root)
+    assert [(p.file, p.code) for p in problems] == [("environments/t.yaml", "file-unreadable")]
+
+
+def test_a_broken_source_environment_is_not_reported_as_no_source(tmp_path: Path) -> None:
+    root = copy_example(tmp_path / "state")
+    config = root / "reconciler.yaml"
+    config.write_text(config.read_text().replace("    prefix: d\n", "    prefix: [d]\n"))
+    assert [p.code for p in validate_directory(root)] == ["wrong-type"]
+
+
+def test_integers_in_any_yaml_notation(tmp_path: Path) -> None:
+    root = copy_example(tmp_path / "state")
+    config = root / "reconciler.yaml"
+    config.write_text(config.read_text().replace("default: {keep: 5}", "default: {keep: 0x0A, max_age_days: 1_000}"))
+    rule = load_desired_state(root).config.retention.default
+    assert (rule.keep, rule.max_age_days) == (10, 1000)
