@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +25,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # so tests import ``support.*`` whatever their package layout
 
-from support.registries import AuthedRegistry
+from support.registries import AuthedRegistry, RegistryFactory
 from support.skopeo import SKOPEO_INSTALL_HINT, Skopeo, find_skopeo
 from support.tokenserver import AclRule, TokenServer
 
 from reconciler.testing.localregistry import LocalRegistry, LocalRegistryError, find_registry_binary
-
-RegistryFactory = Callable[..., LocalRegistry]
 
 _REGISTRY_FIXTURES = {"registry", "session_registry", "registry_factory", "basic_registry", "token_registry"}
 

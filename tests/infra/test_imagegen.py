@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import tarfile
+from pathlib import Path
 
 import pytest
 from support.registries import AuthedRegistry
@@ -18,6 +19,7 @@ from reconciler.testing.imagegen import (
     OCI_INDEX,
     OCI_MANIFEST,
     GeneratedImage,
+    ImageFormat,
     ImageSettings,
     generate_large_image,
     image_for,
@@ -94,9 +96,16 @@ def test_multi_platform_index_lists_each_child(fmt: str, media_type: str) -> Non
 
 
 def _push_and_check(
-    image: GeneratedImage, skopeo: Skopeo, host: str, url: str, creds: str | None = None, **auth: str
+    image: GeneratedImage,
+    skopeo: Skopeo,
+    host: str,
+    url: str,
+    *,
+    creds: str | None = None,
+    username: str | None = None,
+    password: str | None = None,
 ) -> None:
-    push_image(image, url, "d/payments/api", "20261127_01", **auth)
+    push_image(image, url, "d/payments/api", "20261127_01", username=username, password=password)
     raw = skopeo.inspect_raw(f"docker://{host}/d/payments/api:20261127_01", creds=creds)
     assert raw == image.raw
     for child in image.children:
@@ -106,7 +115,7 @@ def _push_and_check(
 @pytest.mark.parametrize("fmt", ["docker", "oci"])
 @pytest.mark.parametrize("platforms", [("linux/amd64",), TWO_PLATFORMS], ids=["single", "index"])
 def test_pushed_image_reads_back_byte_exact_with_skopeo(
-    registry: LocalRegistry, skopeo: Skopeo, fmt, platforms
+    registry: LocalRegistry, skopeo: Skopeo, fmt: ImageFormat, platforms: tuple[str, ...]
 ) -> None:
     image = image_for("payments/api", "20261127_01", fmt=fmt, platforms=platforms)
     _push_and_check(image, skopeo, registry.host, registry.url)
@@ -119,7 +128,7 @@ def test_push_with_basic_auth(basic_registry: AuthedRegistry, skopeo: Skopeo) ->
         skopeo,
         basic_registry.host,
         basic_registry.url,
-        basic_registry.creds,
+        creds=basic_registry.creds,
         username=basic_registry.username,
         password=basic_registry.password,
     )
@@ -133,7 +142,9 @@ def test_push_skips_blobs_already_present(registry: LocalRegistry) -> None:
     assert not [r for r in registry.requests_since(mark) if r.is_blob_write]
 
 
-def test_skopeo_pulls_pushed_image_into_oci_layout_intact(registry: LocalRegistry, skopeo: Skopeo, tmp_path) -> None:
+def test_skopeo_pulls_pushed_image_into_oci_layout_intact(
+    registry: LocalRegistry, skopeo: Skopeo, tmp_path: Path
+) -> None:
     image = image_for("payments/api", "20261127_01", fmt="oci", platforms=TWO_PLATFORMS)
     push_image(image, registry.url, "r", "20261127_01")
     skopeo.copy(f"docker://{registry.host}/r:20261127_01", f"oci:{tmp_path}:x")
@@ -144,19 +155,21 @@ def test_skopeo_pulls_pushed_image_into_oci_layout_intact(registry: LocalRegistr
         assert _sha(stored) == blob.digest
 
 
-def test_oci_layout_is_readable_by_skopeo(registry: LocalRegistry, skopeo: Skopeo, tmp_path) -> None:
+def test_oci_layout_is_readable_by_skopeo(registry: LocalRegistry, skopeo: Skopeo, tmp_path: Path) -> None:
     image = image_for("payments/api", "20261127_01", fmt="oci", platforms=TWO_PLATFORMS)
     write_oci_layout(image, tmp_path, "v1")
     skopeo.copy(f"oci:{tmp_path}:v1", f"docker://{registry.host}/from-layout:v1")
     assert skopeo.digest(f"docker://{registry.host}/from-layout:v1") == image.digest
 
 
-def test_oci_layout_refuses_docker_images(tmp_path) -> None:
+def test_oci_layout_refuses_docker_images(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="Docker format"):
         write_oci_layout(image_for("a", "b"), tmp_path, "v1")
 
 
-def test_large_image_is_written_to_disk_streamed_and_pushes(registry: LocalRegistry, skopeo: Skopeo, tmp_path) -> None:
+def test_large_image_is_written_to_disk_streamed_and_pushes(
+    registry: LocalRegistry, skopeo: Skopeo, tmp_path: Path
+) -> None:
     image = generate_large_image(tmp_path, layer_count=2, layer_size=3 * 1024 * 1024 + 7)
     layers = image.manifests[0].layers
     assert all(layer.blob.data is None and layer.blob.path is not None for layer in layers)
@@ -174,7 +187,7 @@ def test_large_image_is_written_to_disk_streamed_and_pushes(registry: LocalRegis
     assert skopeo.digest(f"docker://{registry.host}/big:v1") == image.digest
 
 
-def test_push_streams_large_blobs_in_constant_memory(registry: LocalRegistry, tmp_path) -> None:
+def test_push_streams_large_blobs_in_constant_memory(registry: LocalRegistry, tmp_path: Path) -> None:
     import tracemalloc
 
     image = generate_large_image(tmp_path, layer_count=1, layer_size=24 * 1024 * 1024)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
-from support.registries import AuthedRegistry
+from support.registries import AuthedRegistry, RegistryFactory
 
 from reconciler.testing.localregistry import LocalRegistry, LocalRegistryError, find_registry_binary
 
 
-def test_registry_answers_v2_on_loopback_and_stops(registry_binary) -> None:
+def test_registry_answers_v2_on_loopback_and_stops(registry_binary: Path) -> None:
     local = LocalRegistry(binary=registry_binary).start()
     try:
         assert local.host.startswith("127.0.0.1:")
@@ -25,20 +27,20 @@ def test_registry_answers_v2_on_loopback_and_stops(registry_binary) -> None:
     assert not work.exists(), "temporary config, log and storage are removed on stop"
 
 
-def test_two_registries_get_different_ports(registry_factory) -> None:
+def test_two_registries_get_different_ports(registry_factory: RegistryFactory) -> None:
     first, second = registry_factory(name="a"), registry_factory(name="b")
     assert first.port != second.port
     assert httpx.get(f"{second.url}/v2/").status_code == 200
 
 
-def test_given_storage_dir_is_used_and_kept(registry_factory, tmp_path) -> None:
+def test_given_storage_dir_is_used_and_kept(registry_factory: RegistryFactory, tmp_path: Path) -> None:
     local = registry_factory(storage_dir=tmp_path / "data")
     httpx.post(f"{local.url}/v2/some/repo/blobs/uploads/")
     local.stop()
     assert (tmp_path / "data" / "docker" / "registry" / "v2" / "repositories" / "some" / "repo").is_dir()
 
 
-def test_request_log_records_method_uri_status_and_kind(registry) -> None:
+def test_request_log_records_method_uri_status_and_kind(registry: LocalRegistry) -> None:
     mark = registry.mark()
     httpx.head(f"{registry.url}/v2/app/manifests/missing")
     httpx.post(f"{registry.url}/v2/app/blobs/uploads/")
@@ -75,7 +77,9 @@ def test_password_never_reaches_config_or_log(basic_registry: AuthedRegistry) ->
     assert basic_registry.password not in repr(basic_registry)
 
 
-def test_given_work_dir_keeps_config_and_log_and_restarts_cleanly(registry_factory, tmp_path) -> None:
+def test_given_work_dir_keeps_config_and_log_and_restarts_cleanly(
+    registry_factory: RegistryFactory, tmp_path: Path
+) -> None:
     first = registry_factory(work_dir=tmp_path / "work", name="demo-dev")
     first_port = first.port
     httpx.get(f"{first.url}/v2/")
@@ -87,5 +91,5 @@ def test_given_work_dir_keeps_config_and_log_and_restarts_cleanly(registry_facto
     assert second.port != first_port or second.request_log() == []
 
 
-def test_registry_tests_are_marked(request: pytest.FixtureRequest, registry) -> None:
+def test_registry_tests_are_marked(request: pytest.FixtureRequest, registry: LocalRegistry) -> None:
     assert request.node.get_closest_marker("registry") is not None

@@ -43,8 +43,8 @@ def test_missing_blob_and_missing_child_are_reported(registry: LocalRegistry) ->
 
 def test_walk_with_token_auth_and_given_repositories(token_registry: AuthedRegistry) -> None:
     image = image_for("a", "20261127_01")
-    creds = {"username": token_registry.username, "password": token_registry.password}
-    push_image(image, token_registry.url, "p/a", "v1", **creds)
-    walk = walk_registry(token_registry.url, repositories=["p/a"], **creds)
+    user, password = token_registry.username, token_registry.password
+    push_image(image, token_registry.url, "p/a", "v1", username=user, password=password)
+    walk = walk_registry(token_registry.url, repositories=["p/a"], username=user, password=password)
     assert walk.problems == []
     assert walk.digest_of("p/a", "v1") == image.digest

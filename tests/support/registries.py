@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
-from reconciler.testing.localregistry import LocalRegistry
+from reconciler.testing.localregistry import LocalRegistry, TokenAuthConfig
 
 if TYPE_CHECKING:
     from support.tokenserver import TokenServer
+
+
+class RegistryFactory(Protocol):
+    """The ``registry_factory`` fixture: start one more registry; all stop at the test's teardown.
+    Annotate with it: ``def test_x(registry_factory: RegistryFactory)``."""
+
+    def __call__(
+        self,
+        *,
+        name: str = ...,
+        storage_dir: str | os.PathLike[str] | None = ...,
+        work_dir: str | os.PathLike[str] | None = ...,
+        basic_auth: Mapping[str, str] | None = ...,
+        token_auth: TokenAuthConfig | None = ...,
+        startup_timeout: float = ...,
+    ) -> LocalRegistry: ...
 
 
 @dataclass(frozen=True)
