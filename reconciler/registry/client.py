@@ -65,12 +65,16 @@ DEFAULT_MAX_CONCURRENCY = 8
 DEFAULT_TIMEOUT_SECONDS = 60.0
 STREAM_CHUNK_BYTES = 1024 * 1024
 """Bytes per read of a streamed blob: large enough for throughput, small enough for flat memory."""
+UPLOAD_WRITE_BYTES = 1024 * 1024
+"""Streamed uploads are written in pieces of about this size (memory per transfer: two of them)."""
 DEFAULT_PATCH_CHUNK_BYTES = 8 * 1024 * 1024
 """Bytes per PATCH of a chunked upload (raised to the registry's ``OCI-Chunk-Min-Length``)."""
 MAX_PATCH_CHUNK_BYTES = 32 * 1024 * 1024
 MAX_SMALL_BLOB_BYTES = 16 * 1024 * 1024
 """``get_blob`` (whole blob in memory) refuses blobs above this: stream them instead."""
 TAGS_PAGE_SIZE = 1000
+MAX_REDIRECTS = 5
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 BlobOpener = Callable[[], AbstractAsyncContextManager[AsyncIterator[bytes]]]
 """Opens a fresh stream of a blob's bytes; called once per upload attempt (retries re-open it)."""
@@ -141,13 +145,15 @@ def _retry_after(response: httpx.Response) -> float | None:
         return max((when - datetime.datetime.now(datetime.UTC)).total_seconds(), 0.0)
 
 
-async def _raw_chunks(response: httpx.Response, chunk_size: int) -> AsyncIterator[bytes]:
-    """A blob's bytes exactly as sent (never content-decoded: the digest covers the stored bytes).
+async def _raw_chunks(response: httpx.Response, chunk_size: int | None) -> AsyncIterator[bytes]:
+    """A blob's bytes exactly as sent (never content-decoded: the digest covers the stored bytes), in
+    chunks as they come off the socket (``chunk_size`` None: no re-chunking copies) or of ``chunk_size``.
     A response that is already read (mock transports build them so) is served from memory."""
     if response.is_stream_consumed:
         content = response.content
-        for start in range(0, len(content), chunk_size):
-            yield content[start : start + chunk_size]
+        step = chunk_size or STREAM_CHUNK_BYTES
+        for start in range(0, len(content), step):
+            yield content[start : start + step]
         return
     async for chunk in response.aiter_raw(chunk_size):
         yield chunk
@@ -212,15 +218,22 @@ class RegistryClient:
         self._slots = asyncio.Semaphore(max_concurrency)
         self._chunk_min = 0
         """The registry's ``OCI-Chunk-Min-Length`` (0 when it sets none), learned from upload sessions."""
+        self._verify = verify
+        self._transport = transport
+        self._timeout = httpx.Timeout(timeout, connect=min(timeout, 15.0))
+        # The registry's own origin. Over plain HTTP there is no TLS to verify, so no SSL context is built
+        # (loading the CA store costs a tenth of a second per client). Redirects (blob storage) and token
+        # realms on other origins go through ``_foreign``, which always verifies as configured.
         self._http = httpx.AsyncClient(
             base_url=self.url,
             transport=transport,
-            verify=verify,
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 15.0)),
+            verify=verify if self.url.startswith("https://") else False,
+            timeout=self._timeout,
             limits=httpx.Limits(max_connections=max_concurrency + 2, max_keepalive_connections=max_concurrency + 2),
-            follow_redirects=True,
+            follow_redirects=False,
             headers={"User-Agent": "reconciler"},
         )
+        self._foreign: dict[str, httpx.AsyncClient] = {}
 
     def __repr__(self) -> str:
         return f"RegistryClient(url={self.url!r}, name={self.name!r})"
@@ -239,6 +252,51 @@ class RegistryClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        for client in self._foreign.values():
+            await client.aclose()
+
+    def _client_for(self, url: httpx.URL) -> httpx.AsyncClient:
+        """The registry's own client for its origin, a separate verifying one for any other origin."""
+        if f"{url.scheme}://{url.netloc.decode()}" == self.url:
+            return self._http
+        client = self._foreign.get(url.scheme)
+        if client is None:
+            client = httpx.AsyncClient(
+                transport=self._transport,
+                verify=self._verify if url.scheme == "https" else False,  # plain HTTP has nothing to verify
+                timeout=self._timeout,
+                follow_redirects=False,
+                headers={"User-Agent": "reconciler"},
+            )
+            self._foreign[url.scheme] = client
+        return client
+
+    async def _send(self, request: httpx.Request, *, stream: bool) -> httpx.Response:
+        """Send, following redirects of GET/HEAD (blob storage) by hand: a redirect to another origin
+        never carries our Authorization header, and is verified like any TLS connection."""
+        for _ in range(MAX_REDIRECTS):
+            self.stats.count(request.method)
+            response = await self._client_for(request.url).send(request, stream=True)
+            location = response.headers.get("location")
+            if (
+                response.status_code not in REDIRECT_STATUSES
+                or location is None
+                or request.method not in ("GET", "HEAD")
+            ):
+                break
+            await response.aclose()
+            target = request.url.join(location)
+            headers = dict(request.headers)
+            headers.pop("host", None)
+            if f"{target.scheme}://{target.netloc.decode()}" != f"{request.url.scheme}://{request.url.netloc.decode()}":
+                headers.pop("authorization", None)
+            request = httpx.Request(request.method, target, headers=headers)
+        if not stream:
+            try:
+                await response.aread()
+            finally:
+                await response.aclose()
+        return response
 
     # ------------------------------------------------------------------ plumbing
 
@@ -278,7 +336,7 @@ class RegistryClient:
     async def _fetch_token(self, request: httpx.Request) -> httpx.Response:
         self.stats.count("TOKEN")
         try:
-            response = await self._http.send(request)
+            response = await self._client_for(request.url).send(request)
             await response.aread()
         except httpx.TransportError as exc:
             raise self._transport_error(exc, "token request failed", repository=None, digest=None) from exc
@@ -353,9 +411,8 @@ class RegistryClient:
             if authorization is not None:
                 request_headers["Authorization"] = authorization
             request = self._http.build_request(method, url, headers=request_headers, params=params, content=content)
-            self.stats.count(method)
             try:
-                response = await self._http.send(request, stream=True)
+                response = await self._send(request, stream=True)
             except httpx.TransportError as exc:
                 raise self._transport_error(exc, what, repository=repository, digest=digest) from exc
             if response.status_code != 401:
@@ -652,7 +709,7 @@ class RegistryClient:
 
     @asynccontextmanager
     async def stream_blob(
-        self, repository: str, digest: str, *, verify: bool = True, chunk_size: int = STREAM_CHUNK_BYTES
+        self, repository: str, digest: str, *, verify: bool = True, chunk_size: int | None = None
     ) -> AsyncIterator[AsyncIterator[bytes]]:
         """``async with client.stream_blob(repo, digest) as chunks: async for chunk in chunks: ...``
 
@@ -682,7 +739,7 @@ class RegistryClient:
                 await response.aclose()
 
     async def _blob_chunks(
-        self, response: httpx.Response, repository: str, digest: str, *, verify: bool, chunk_size: int
+        self, response: httpx.Response, repository: str, digest: str, *, verify: bool, chunk_size: int | None
     ) -> AsyncIterator[bytes]:
         hasher = hashlib.new(digest.split(":", 1)[0]) if verify else None
         received = 0
@@ -881,9 +938,14 @@ class RegistryClient:
         note: ByteProgress,
         verify: bool,
     ) -> AsyncIterator[bytes]:
-        """Forward ``chunks``, hashing them, holding the last one back until the hash is known good."""
+        """Forward ``chunks``, hashing them, holding the last one back until the hash is known good.
+
+        Small network reads are coalesced into writes of about ``UPLOAD_WRITE_BYTES`` (one copy): the
+        per-write cost of the HTTP stack, not the bytes, dominates the CPU of a streamed upload."""
         hasher = hashlib.new(digest.split(":", 1)[0]) if verify else None
         held: bytes | None = None
+        pending: list[bytes] = []
+        pending_bytes = 0
         total = 0
         async for chunk in chunks:
             if not chunk:
@@ -891,10 +953,20 @@ class RegistryClient:
             if hasher is not None:
                 hasher.update(chunk)
             total += len(chunk)
+            pending.append(chunk)
+            pending_bytes += len(chunk)
+            if pending_bytes < UPLOAD_WRITE_BYTES:
+                continue
             if held is not None:
                 yield held
                 note(len(held))
-            held = chunk
+            held = pending[0] if len(pending) == 1 else b"".join(pending)
+            pending, pending_bytes = [], 0
+        if pending:
+            if held is not None:
+                yield held
+                note(len(held))
+            held = pending[0] if len(pending) == 1 else b"".join(pending)
         if size is not None and size >= 0 and total != size:
             raise DigestMismatchError(
                 f"source has {total} bytes, the descriptor says {size}; upload aborted",

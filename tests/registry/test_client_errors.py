@@ -326,3 +326,30 @@ def test_plain_http_needs_opt_in_except_on_loopback() -> None:
     assert RegistryClient(url="[::1]:5000").url == "http://[::1]:5000"
     with pytest.raises(ValueError, match="must not embed credentials"):
         RegistryClient(url=f"https://alice:{SECRET}@registry.example.com")
+
+
+def test_blob_redirect_to_storage_drops_the_authorization_header() -> None:
+    blob = b"layer bytes stored elsewhere" * 1000
+    digest = sha256(blob)
+    seen: list[tuple[str, str | None]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append((request.url.host, request.headers.get("authorization")))
+        if request.url.host == "storage.example.test":
+            return httpx.Response(200, content=blob)
+        if "authorization" not in request.headers:
+            return httpx.Response(401, headers={"WWW-Authenticate": 'Basic realm="registry"'})
+        return httpx.Response(307, headers={"Location": f"https://storage.example.test/blobs/{digest}?sig=abc"})
+
+    async def run() -> bytes:
+        async with RegistryClient(
+            url="https://registry.example.test",
+            transport=httpx.MockTransport(handler),
+            credentials=Credentials("alice", SECRET),
+        ) as registry:
+            return await registry.get_blob("app", digest)
+
+    assert asyncio.run(run()) == blob
+    assert seen[-1] == ("storage.example.test", None)
+    assert seen[-2][0] == "registry.example.test"
+    assert seen[-2][1] is not None
