@@ -119,3 +119,16 @@ def test_down_refuses_connections_until_up(proxy: FaultProxy) -> None:
             client.get(f"{proxy.url}/v2/")
         proxy.up()
         assert client.get(f"{proxy.url}/v2/").status_code == 200
+
+
+def test_cut_request_drops_an_upload_halfway(registry: LocalRegistry, proxy: FaultProxy) -> None:
+    data = bytes(1024 * 1024)
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    location = httpx.post(f"{proxy.url}/v2/c/blobs/uploads/").headers["Location"]
+    proxy.fail_next("cut_request")
+    with pytest.raises(httpx.TransportError):
+        httpx.put(httpx.URL(location).copy_merge_params({"digest": digest}), content=data)
+    cut = proxy.requests[-1]
+    assert cut.fault == "cut_request"
+    assert cut.request_bytes == len(data) // 2
+    assert httpx.head(f"{registry.url}/v2/c/blobs/{digest}").status_code == 404

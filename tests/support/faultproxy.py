@@ -15,6 +15,9 @@ It counts every request (method, path, kind, status, bytes each way, injected fa
 - ``cut``: the request IS forwarded and processed, then the connection is closed halfway through the
   response body (or right after the response head when there is no body): the client cannot know
   whether its request took effect.
+- ``cut_request`` (opt-in, not in the default mix): half of the request body is forwarded to the
+  registry, then both connections are closed: an upload dropped mid-body, leaving the registry with a
+  partial upload session. A request without a body is reset instead.
 
 ``fail_next(kind, count)`` scripts the next faults exactly; ``down()`` makes the proxy refuse every
 connection (closing open ones) until ``up()``. With ``rate=0`` it is a plain request counter, e.g. for
@@ -37,8 +40,8 @@ from typing import Literal
 
 from reconciler.testing.localregistry import RequestKind, classify_path
 
-FaultKind = Literal["500", "503", "429", "reset", "cut"]
-ALL_FAULTS: tuple[FaultKind, ...] = ("500", "503", "429", "reset", "cut")
+FaultKind = Literal["500", "503", "429", "reset", "cut", "cut_request"]
+ALL_FAULTS: tuple[FaultKind, ...] = ("500", "503", "429", "reset", "cut")  # the default random mix
 _CHUNK = 256 * 1024
 _REASONS = {500: "Internal Server Error", 503: "Service Unavailable", 429: "Too Many Requests"}
 
@@ -388,7 +391,8 @@ class FaultProxy:
         def record(status: int | None, request_bytes: int, response_bytes: int) -> None:
             self._record(ProxiedRequest(method, path, kind, repository, status, fault, request_bytes, response_bytes))
 
-        if fault == "reset":
+        has_request_body = head.chunked or (head.content_length or 0) > 0
+        if fault == "reset" or (fault == "cut_request" and not has_request_body):
             record(None, 0, 0)
             raise _DropConnectionError
         if fault in ("500", "503", "429"):
@@ -415,6 +419,13 @@ class FaultProxy:
                 raise _DropConnectionError from exc
         up_reader, up_writer = upstream
         up_writer.write(head.raw)
+        if fault == "cut_request":
+            half = max(1, (head.content_length or 2 * _CHUNK) // 2)
+            try:
+                await _pump_body(client_reader, up_writer, head, stop_after=half)
+            finally:
+                record(None, half, 0)
+            raise _DropConnectionError  # the upstream connection is closed in _serve_connection
         request_bytes = await _pump_body(client_reader, up_writer, head)
         await up_writer.drain()
 
