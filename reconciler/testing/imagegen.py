@@ -479,7 +479,7 @@ def generate_large_image(
     target.mkdir(parents=True, exist_ok=True)
     layers = []
     for i in range(layer_count):
-        key = f"{seed}-{fmt}-{i}-{layer_size}"
+        key = f"{seed}-{fmt}-{i}-{layer_size}-z0"  # z0: gzip level 0; a changed recipe gets a new file name
         path = target / f"layer-{key}.tar.gz"
         meta = target / f"layer-{key}.json"
         if path.exists() and meta.exists():
