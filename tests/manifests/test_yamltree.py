@@ -1,0 +1,66 @@
+"""The composer gives the same tree whichever parser produced the events (libyaml or ruamel's own)."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from ruamel.yaml import YAML
+
+from reconciler.manifests import yamltree
+from reconciler.manifests.yamltree import INT, NULL, STR, MappingNode, ScalarNode, SequenceNode, parse_yaml
+
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**12), 10**12),
+    st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=20),
+    st.sampled_from(["20261127_01", "sha256:" + "a" * 64, "latest", "null", "true", "yes", "0x1F", "1_000", "~"]),
+)
+documents = st.recursive(
+    scalars,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=25,
+)
+
+
+def _dump(document: Any, flow: bool | None) -> bytes:
+    yaml = YAML(typ="safe", pure=True)
+    yaml.default_flow_style = flow
+    stream = io.StringIO()
+    yaml.dump(document, stream)
+    return stream.getvalue().encode()
+
+
+@settings(max_examples=100, deadline=None)
+@given(documents, st.sampled_from([None, True, False]))
+def test_libyaml_and_ruamel_compose_the_same_tree(document: Any, flow: bool | None) -> None:
+    assert yamltree._CParser is not None, "ruamel.yaml.clib is not installed (pip install ruamel.yaml.clib)"
+    data = _dump(document, flow)
+    with_libyaml = parse_yaml("f.yaml", data)
+    original = yamltree._CParser
+    try:
+        yamltree._CParser = None
+        with_ruamel = parse_yaml("f.yaml", data)
+    finally:
+        yamltree._CParser = original
+    assert with_libyaml == with_ruamel
+
+
+def test_scalar_resolution_follows_yaml_1_2() -> None:
+    parsed = parse_yaml("f.yaml", b"a: 20261127_01\nb: yes\nc: ~\nd: '5'\ne: 5\n")
+    assert isinstance(parsed.root, MappingNode)
+    tags = {key.value: value.tag for key, value in parsed.root.value if isinstance(key, ScalarNode)}
+    assert tags == {"a": INT, "b": STR, "c": NULL, "d": STR, "e": INT}
+
+
+def test_sequences_keep_order_and_positions() -> None:
+    parsed = parse_yaml("f.yaml", b"- x\n- [y, z]\n")
+    assert isinstance(parsed.root, SequenceNode)
+    first, second = parsed.root.value
+    assert isinstance(first, ScalarNode)
+    assert (first.value, first.line, first.column) == ("x", 1, 3)
+    assert isinstance(second, SequenceNode)
+    assert [(n.line, n.column) for n in second.value] == [(2, 4), (2, 7)]
