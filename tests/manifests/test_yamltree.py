@@ -12,16 +12,21 @@ from ruamel.yaml import YAML
 from reconciler.manifests import yamltree
 from reconciler.manifests.yamltree import INT, NULL, STR, MappingNode, ScalarNode, SequenceNode, parse_yaml
 
+# NEL, LS and PS are line breaks to libyaml (YAML 1.1) only: positions after them would differ.
+texts = st.text(
+    st.characters(codec="utf-8", exclude_categories=("Cs", "Cc"), exclude_characters="\x85\u2028\u2029"),
+    max_size=20,
+)
 scalars = st.one_of(
     st.none(),
     st.booleans(),
     st.integers(-(10**12), 10**12),
-    st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=20),
+    texts,
     st.sampled_from(["20261127_01", "sha256:" + "a" * 64, "latest", "null", "true", "yes", "0x1F", "1_000", "~"]),
 )
 documents = st.recursive(
     scalars,
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(texts, children, max_size=4),
     max_leaves=25,
 )
 
@@ -34,7 +39,7 @@ def _dump(document: Any, flow: bool | None) -> bytes:
     return stream.getvalue().encode()
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(documents, st.sampled_from([None, True, False]))
 def test_libyaml_and_ruamel_compose_the_same_tree(document: Any, flow: bool | None) -> None:
     assert yamltree._CParser is not None, "ruamel.yaml.clib is not installed (pip install ruamel.yaml.clib)"
