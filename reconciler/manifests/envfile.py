@@ -12,7 +12,7 @@ import re
 
 from reconciler.manifests.config import IMAGE_NAME
 from reconciler.manifests.fields import Checker
-from reconciler.manifests.yamltree import MappingNode, ParsedYaml, ScalarNode, SequenceNode, position
+from reconciler.manifests.yamltree import Node, ParsedYaml, ScalarNode, position
 from reconciler.model.desired import EnvironmentState, NamingRule, PinnedVersion, Position
 from reconciler.model.digest import is_valid_digest
 from reconciler.model.problems import Problem
@@ -86,8 +86,7 @@ def validate_environment_file(
     return state, checker.problems
 
 
-def _versions(checker: Checker, image: str, node: object, tag_rule: TagRule) -> tuple[PinnedVersion, ...] | None:
-    assert isinstance(node, (MappingNode, ScalarNode, SequenceNode))
+def _versions(checker: Checker, image: str, node: Node, tag_rule: TagRule) -> tuple[PinnedVersion, ...] | None:
     sequence = checker.sequence(node, f"image {image!r}")
     if sequence is None:
         return None

@@ -149,3 +149,22 @@ def test_bad_refs_and_non_repositories_are_source_errors(history: tuple[GitRepo,
     result = CliRunner().invoke(app, ["validate", str(root), "--base", "no-such-branch"])
     assert result.exit_code == 1
     assert "does not name a commit" in result.output
+
+
+def test_a_broken_base_is_used_for_what_is_valid(history: tuple[GitRepo, Path, str]) -> None:
+    repo, root, _base = history
+    good_d = (root / "environments" / "d.yaml").read_text()
+    (root / "environments" / "d.yaml").write_text("environment: d\nimages: [\n")
+    broken = repo.commit("break d")
+    # The fix restores d and, in the same merge request, sneaks a version into p that s2 lacks:
+    # the rest of the base is valid, so only that addition is reported.
+    (root / "environments" / "d.yaml").write_text(good_d)
+    _promote(root, "p", "payments/api", API_NEW)
+    repo.commit("repair d, and skip a stage in p")
+    result = CliRunner().invoke(app, ["validate", str(root), "--base", broken])
+    assert result.exit_code == 3
+    assert "has 1 problem(s)" in result.stderr
+    problems = [line for line in result.stdout.splitlines() if line.endswith("]")]
+    assert len(problems) == 1
+    assert "payments/api:20261127_01" in problems[0]
+    assert problems[0].endswith("[promotion-skip]")
