@@ -69,17 +69,26 @@ class Landscape:
 LandscapeFactory = Callable[..., Landscape]
 
 
-def walk_registry(url: str) -> tuple[int, list[str]]:
+def walk_registry(url: str) -> tuple[set[str], list[str]]:
     """Resolve every tag of every repository and check that its manifest, child manifests and blobs are
-    all there (in that repository). Returns (tags checked, problems)."""
+    all there (in that repository). Returns (every ``repository:tag`` checked, problems)."""
     problems: list[str] = []
-    checked = 0
+    checked: set[str] = set()
     with httpx.Client(base_url=url, timeout=30) as client:
-        catalog = client.get("/v2/_catalog", params={"n": 10000}).json().get("repositories") or []
+        catalog: list[str] = []
+        page: str | None = "/v2/_catalog?n=1000"
+        while page:
+            response = client.get(page)
+            response.raise_for_status()
+            catalog += response.json().get("repositories") or []
+            link = response.headers.get("link")
+            page = link.split(";")[0].strip("<> ") if link else None
         for repository in catalog:
-            tags = client.get(f"/v2/{repository}/tags/list").json().get("tags") or []
+            listing = client.get(f"/v2/{repository}/tags/list")
+            listing.raise_for_status()
+            tags = listing.json().get("tags") or []
             for tag in tags:
-                checked += 1
+                checked.add(f"{repository}:{tag}")
                 problems += _check_manifest(client, repository, tag, f"{repository}:{tag}")
     return checked, problems
 

@@ -1,0 +1,120 @@
+"""Crash safety: ``kill -9`` the apply process at random moments; no tag may ever resolve to an image
+with a missing blob or child manifest, and the next apply converges.
+
+Each trial promotes fresh versions (single-platform images and two-platform indexes) through the whole
+chain d -> t -> s1 -> s2 -> p, kills the apply subprocess after a random delay drawn across the span of
+an uninterrupted apply, walks EVERY tag of every repository on all five registries, then re-applies and
+checks that the next plan is empty.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from reconciler.cli import app
+from reconciler.exitcodes import ExitCode
+
+from .landscape import REGISTRY_OF, Landscape, start_landscape, walk_registry
+
+pytestmark = [pytest.mark.registry, pytest.mark.slow]
+
+TRIALS = 20
+IMAGES_PER_TRIAL = 2
+APPLY = [sys.executable, "-c", "from reconciler.cli import main; main()", "apply"]
+
+
+def _versions(trial: int) -> list[tuple[str, str]]:
+    return [(f"crash/app{i}", f"20261127_{trial + 1:02d}") for i in range(IMAGES_PER_TRIAL)]
+
+
+def _seed_trial(land: Landscape, trial: int) -> Path:
+    triples = []
+    for i, (name, tag) in enumerate(_versions(trial)):
+        platforms = ("linux/amd64", "linux/arm64") if i == 0 else ("linux/amd64",)
+        digest = land.seed(name, tag, platforms=platforms, layer_count=3, layer_size=64 * 1024)
+        triples.append((name, tag, digest))
+    return land.write({env: list(triples) for env in ("d", "t", "s1", "s2", "p")})
+
+
+def _apply_process(root: Path, audit: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [*APPLY, str(root), "--audit-log", str(audit)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )
+
+
+def _forget_trial(land: Landscape, trial: int, client: httpx.Client) -> None:
+    """Delete the trial's images everywhere, so each walk checks a constant number of tags."""
+    for name, tag in _versions(trial):
+        digest = str(land.images[(name, tag)].digest)
+        for env, registries in REGISTRY_OF.items():
+            for registry in registries:
+                response = client.delete(f"{land.registries[registry].url}/v2/{env}/{name}/manifests/{digest}")
+                assert response.status_code in (202, 404), response.text
+
+
+def _walk_all(land: Landscape, trial: int) -> int:
+    """Walk every tag on every registry (failing on a broken one); return how many of this trial's
+    downstream tags (t, s1, s2, p on both sites) exist."""
+    wanted = {
+        (registry, f"{env}/{name}:{tag}")
+        for name, tag in _versions(trial)
+        for env in ("t", "s1", "s2", "p")
+        for registry in REGISTRY_OF[env]
+    }
+    present = 0
+    for registry_name, registry in land.registries.items():
+        checked, problems = walk_registry(registry.url)
+        assert problems == [], f"trial {trial}: broken tags on {registry_name} after kill -9: {problems}"
+        assert checked, f"trial {trial}: no tag found on {registry_name}"
+        present += sum((registry_name, ref) in wanted for ref in checked)
+    return present
+
+
+def test_kill_9_at_random_moments_never_leaves_a_broken_tag(registry_factory: object, tmp_path: Path) -> None:
+    land = start_landscape(registry_factory, tmp_path / "state")  # type: ignore[arg-type]
+    audit = tmp_path / "audit.jsonl"
+    rng = random.Random(20261127)  # reproducible kill moments
+
+    # Calibrate: how long does an uninterrupted apply of one trial's worth of work take here?
+    root = _seed_trial(land, 0)
+    started = time.monotonic()
+    assert _apply_process(root, audit).wait(120) == 0
+    full = time.monotonic() - started
+
+    partial = 0
+    total_tags = 5 * IMAGES_PER_TRIAL
+    client = httpx.Client(timeout=30)
+    for trial in range(1, TRIALS + 1):
+        root = _seed_trial(land, trial)
+        process = _apply_process(root, audit)
+        time.sleep(rng.uniform(0.25 * full, 0.95 * full))
+        process.send_signal(signal.SIGKILL)
+        process.wait(30)
+
+        done = _walk_all(land, trial)
+        if 0 < done < total_tags:
+            partial += 1
+
+        result = CliRunner().invoke(app, ["apply", str(root), "--audit-log", str(audit)])
+        assert result.exit_code == ExitCode.OK, f"trial {trial}: re-apply failed: {result.stderr}"
+        result = CliRunner().invoke(app, ["plan", str(root), "--detailed-exitcode"])
+        assert result.exit_code == ExitCode.OK, f"trial {trial}: not converged: {result.stdout}"
+        assert _walk_all(land, trial) == total_tags
+        _forget_trial(land, trial, client)
+
+    client.close()
+    # The kills must have landed mid-apply often enough for the test to mean something.
+    assert partial >= TRIALS // 4, f"only {partial} of {TRIALS} kills interrupted an apply midway"
