@@ -224,3 +224,42 @@ def test_invalid_desired_state_exits_3_before_touching_registries(landscape: Lan
     code, out, _ = cli("plan", str(root), "--output", "json")
     assert code == ExitCode.INVALID
     assert json.loads(out)["status"] == "invalid"
+
+
+def test_apply_from_git_records_commit_and_author_and_logs_json_lines(landscape: Landscape, tmp_path: Path) -> None:
+    import subprocess
+
+    root = landscape.promote_everywhere(VERSIONS[:1], envs=("d", "t"))
+    env = {
+        "GIT_AUTHOR_NAME": "Grace Hopper",
+        "GIT_AUTHOR_EMAIL": "grace@example.com",
+        "GIT_COMMITTER_NAME": "Grace Hopper",
+        "GIT_COMMITTER_EMAIL": "grace@example.com",
+        "HOME": str(tmp_path),
+        "PATH": "/usr/bin:/bin",
+    }
+
+    def git(*args: str, cwd: Path = root) -> str:
+        return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout
+
+    bare = tmp_path / "state.git"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(bare)], check=True)
+    git("init", "-q", "-b", "main")
+    git("add", ".")
+    git("commit", "-q", "-m", "promote payments/api to t")
+    git("push", "-q", str(bare), "main")
+    sha = git("rev-parse", "HEAD").strip()
+
+    audit = tmp_path / "audit.jsonl"
+    args = ["--repo", f"file://{bare}", "--ref", "main", "--cache-dir", str(tmp_path / "cache")]
+    code, out, err = cli("apply", *args, "--audit-log", str(audit), "--log-format", "json")
+    assert code == ExitCode.OK, err
+    lines = [json.loads(line) for line in out.splitlines() if line.strip()]
+    assert len(lines) == 1
+    assert lines[0]["commit"] == sha
+    assert lines[0]["commit_author"] == "Grace Hopper <grace@example.com>"
+    assert lines[0]["environment"] == "t"
+    assert read_records(audit) == lines
+    code, out, _ = cli("plan", *args, "--output", "json", "--detailed-exitcode")
+    assert code == ExitCode.OK
+    assert json.loads(out)["source"]["commit"] == sha
