@@ -26,6 +26,7 @@ import datetime
 import hashlib
 import ipaddress
 import logging
+import os
 import ssl
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -57,6 +58,7 @@ from reconciler.model.manifest import (
 from reconciler.registry.auth import CATALOG_SCOPE, Authenticator, repository_scope
 from reconciler.registry.credentials import CredentialResolver, Credentials
 from reconciler.registry.retry import RetryPolicy, with_retries
+from reconciler.registry.transport import FastTransport
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,7 @@ MAX_PATCH_CHUNK_BYTES = 32 * 1024 * 1024
 MAX_SMALL_BLOB_BYTES = 16 * 1024 * 1024
 """``get_blob`` (whole blob in memory) refuses blobs above this: stream them instead."""
 TAGS_PAGE_SIZE = 1000
+_PROXY_VARIABLES = tuple(name for base in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY") for name in (base, base.lower()))
 MAX_REDIRECTS = 5
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
@@ -81,6 +84,12 @@ BlobOpener = Callable[[], AbstractAsyncContextManager[AsyncIterator[bytes]]]
 ByteProgress = Callable[[int], None]
 """Called with each number of bytes sent (negative to rewind when an attempt is retried)."""
 UploadOutcome = Literal["uploaded", "mounted"]
+
+
+def _proxy_configured() -> bool:
+    """True when the environment asks for an HTTP proxy: then httpx's own transport (which honours
+    ``HTTP(S)_PROXY``/``ALL_PROXY``/``NO_PROXY``) is used instead of the FastTransport."""
+    return any(os.environ.get(name) for name in _PROXY_VARIABLES)
 
 
 def is_loopback(host: str) -> bool:
@@ -209,6 +218,7 @@ class RegistryClient:
         self.page_size = page_size
         """``n`` asked for per page of tags or catalog (servers may ignore it)."""
         self.stats = RequestStats()
+        self._ca_bundle = ca_bundle
         verify: ssl.SSLContext | bool = True
         if ca_bundle is not None:
             verify = ssl.create_default_context(cafile=ca_bundle)
@@ -219,6 +229,9 @@ class RegistryClient:
         self._chunk_min = 0
         """The registry's ``OCI-Chunk-Min-Length`` (0 when it sets none), learned from upload sessions."""
         self._verify = verify
+        self._fast = transport is None and not _proxy_configured()
+        if self._fast:
+            transport = FastTransport(ssl_context=self._ssl_context)
         self._transport = transport
         self._timeout = httpx.Timeout(timeout, connect=min(timeout, 15.0))
         # The registry's own origin. Over plain HTTP there is no TLS to verify, so no SSL context is built
@@ -255,9 +268,22 @@ class RegistryClient:
         for client in self._foreign.values():
             await client.aclose()
 
+    def _ssl_context(self) -> ssl.SSLContext:
+        """TLS settings for every https origin this client talks to (built on first use): the system's CA
+        store (where enterprises install their CAs), the registry's ``ca_bundle``, or no verification
+        when ``insecure``."""
+        if self._ca_bundle is not None:
+            return ssl.create_default_context(cafile=self._ca_bundle)
+        context = ssl.create_default_context()
+        if self.insecure:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
     def _client_for(self, url: httpx.URL) -> httpx.AsyncClient:
-        """The registry's own client for its origin, a separate verifying one for any other origin."""
-        if f"{url.scheme}://{url.netloc.decode()}" == self.url:
+        """The registry's own client for its origin, a separate verifying one for any other origin.
+        (With the FastTransport, TLS settings live in the transport: one client serves every origin.)"""
+        if self._fast or f"{url.scheme}://{url.netloc.decode()}" == self.url:
             return self._http
         client = self._foreign.get(url.scheme)
         if client is None:
