@@ -6,10 +6,11 @@ processes), waits until ``/v2/`` answers, and stops (terminates and reaps) the p
 the end of a ``with`` block. Storage is a filesystem directory (a temporary one unless given) with deletion
 enabled. Optional htpasswd Basic auth (bcrypt hashes, which distribution requires) or ``auth: token``.
 
-The registry logs every request as a JSON line (``"msg": "response completed"``) with method, URI, status
-and the number of response bytes written; :meth:`LocalRegistry.request_log` parses those lines into
-:class:`RequestRecord` so tests can assert "no blob upload happened" or "N manifest requests". Request
-*body* sizes are not logged by distribution 2.8; count uploaded bytes with the fault proxy in the tests.
+The registry writes a combined-format access log line for every request (method, URI, status, response
+bytes, user agent); :meth:`LocalRegistry.request_log` parses those lines into :class:`RequestRecord` so tests
+can assert "no blob upload happened" or "N manifest requests". (Its JSON ``response completed`` lines are
+not used: requests refused with 401 never get one.) Request *body* sizes are not logged by distribution
+2.8; count uploaded bytes with the fault proxy in the tests.
 
 This module never binds anything but loopback, never uses a fixed port, and never writes a password to
 its config or log: only bcrypt hashes reach the htpasswd file.
@@ -43,6 +44,12 @@ INSTALL_HINT = "install it with `apt-get install docker-registry` (Debian/Ubuntu
 
 _LISTENING = re.compile(r"listening on (?:\[[^\]]*\]|[0-9.]+):(\d+)")
 _MARKER_AGENT = "reconciler-log-marker/"
+# The combined-format access log line distribution writes for EVERY request, including the 401s that
+# never reach its JSON "response completed" line: 127.0.0.1 - - [date] "GET /v2/ HTTP/1.1" 200 2 "" "agent"
+_ACCESS_LINE = re.compile(
+    r'^\S+ \S+ \S+ \[[^\]]*\] "(?P<method>[A-Z]+) (?P<uri>\S+) HTTP/[0-9.]+" (?P<status>\d{3}) (?P<size>\d+|-) '
+    r'"[^"]*" "(?P<agent>.*)"$'
+)
 
 RequestKind = Literal["ping", "manifest", "blob", "upload", "tags", "catalog", "other"]
 _V2_PATH = re.compile(r"^/v2/(?P<repo>.+?)/(?P<kind>manifests|blobs/uploads|blobs|tags)(?:/(?P<rest>.*))?$")
@@ -121,14 +128,13 @@ class TokenAuthConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class RequestRecord:
-    """One request as the registry logged it (its ``response completed`` JSON line)."""
+    """One request as the registry logged it (its combined-format access log line)."""
 
     method: str
     uri: str
     status: int
     bytes_written: int
     user_agent: str
-    request_id: str
 
     @property
     def path(self) -> str:
@@ -322,22 +328,18 @@ class LocalRegistry:
             text = self.log_path.read_text(errors="replace")
         except FileNotFoundError:
             return
-        for line in text.splitlines():
-            if not line.startswith("{"):
-                continue  # the combined-format access log lines repeat the JSON ones
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue  # a line being written right now
-            if not isinstance(entry, dict) or not str(entry.get("msg", "")).startswith("response completed"):
-                continue
+        # Only complete lines: the last one may be being written right now.
+        for line in text.split("\n")[:-1]:
+            match = _ACCESS_LINE.match(line)
+            if match is None:
+                continue  # the JSON application log lines
+            size = match["size"]
             yield RequestRecord(
-                method=str(entry.get("http.request.method", "")),
-                uri=str(entry.get("http.request.uri", "")),
-                status=int(entry.get("http.response.status", 0)),
-                bytes_written=int(entry.get("http.response.written", 0)),
-                user_agent=str(entry.get("http.request.useragent", "")),
-                request_id=str(entry.get("http.request.id", "")),
+                method=match["method"],
+                uri=match["uri"],
+                status=int(match["status"]),
+                bytes_written=int(size) if size.isdigit() else 0,
+                user_agent=match["agent"],
             )
 
     # -- internals ------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import httpx
@@ -93,3 +94,15 @@ def test_given_work_dir_keeps_config_and_log_and_restarts_cleanly(
 
 def test_registry_tests_are_marked(request: pytest.FixtureRequest, registry: LocalRegistry) -> None:
     assert request.node.get_closest_marker("registry") is not None
+
+
+def test_request_log_includes_refused_requests_and_is_prompt(basic_registry: AuthedRegistry) -> None:
+    # distribution's JSON "response completed" lines skip 401s; the access log lines do not.
+    local = basic_registry.registry
+    httpx.get(f"{local.url}/v2/app/tags/list")
+    httpx.get(f"{local.url}/v2/app/tags/list", auth=(basic_registry.username, basic_registry.password))
+    started = time.monotonic()
+    records = local.request_log()
+    assert time.monotonic() - started < 2, "the marker request must be found, not waited out"
+    assert [(r.method, r.kind, r.status) for r in records] == [("GET", "tags", 401), ("GET", "tags", 404)]
+    assert records[0].user_agent.startswith("python-httpx/")
