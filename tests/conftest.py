@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).parent))  # so tests import ``support.*`` 
 
 from support.registries import AuthedRegistry, RegistryFactory
 from support.skopeo import SKOPEO_INSTALL_HINT, Skopeo, find_skopeo
-from support.tokenserver import AclRule, TokenServer
+from support.tokenserver import ALL_ACTIONS, AclRule, TokenServer
 
 from reconciler.testing.localregistry import LocalRegistry, LocalRegistryError, find_registry_binary
 
@@ -124,12 +124,12 @@ TOKEN_READER, TOKEN_READER_PASSWORD = "reader", "reader-password"
 def token_registry(registry_binary: Path, tmp_path: Path) -> Iterator[AuthedRegistry]:
     """A registry with ``auth: token`` and its own token server (``.token_server``, counting issued tokens).
 
-    Users: ``alice`` (``.username``/``.password``) may pull, push and delete everywhere; ``reader``
+    Users: ``alice`` (``.username``/``.password``) may pull, push, delete and list the catalog; ``reader``
     (password ``reader-password``) may only pull; anonymous gets nothing. Tokens live 300 s
     (``token_server.expires_in``).
     """
     acl = [
-        AclRule(TOKEN_USER, "*", frozenset({"pull", "push", "delete"})),
+        AclRule(TOKEN_USER, "*", ALL_ACTIONS),
         AclRule(TOKEN_READER, "*", frozenset({"pull"})),
     ]
     server = TokenServer(

@@ -48,3 +48,5 @@ def test_walk_with_token_auth_and_given_repositories(token_registry: AuthedRegis
     walk = walk_registry(token_registry.url, repositories=["p/a"], username=user, password=password)
     assert walk.problems == []
     assert walk.digest_of("p/a", "v1") == image.digest
+    whole = walk_registry(token_registry.url, username=user, password=password)  # catalog scope granted
+    assert whole.tags() == {("p/a", "v1"): image.digest}
