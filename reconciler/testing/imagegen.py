@@ -575,7 +575,7 @@ def _basic_header(username: str, password: str) -> str:
 def _check(response: httpx.Response, what: str, *, registry: str, repository: str, digest: str | None = None) -> None:
     if response.is_success:
         return
-    detail = response.text[:300] if not response.is_stream_consumed or response.is_closed else ""
+    detail = response.text[:300]  # the registry's error JSON: says what was wrong, holds no secret
     if response.status_code in (401, 403):
         raise AuthError(
             f"{what}: HTTP {response.status_code}",

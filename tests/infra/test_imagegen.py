@@ -13,6 +13,7 @@ import pytest
 from support.registries import AuthedRegistry
 from support.skopeo import Skopeo
 
+from reconciler.errors import AuthError
 from reconciler.testing.imagegen import (
     DOCKER_MANIFEST,
     DOCKER_MANIFEST_LIST,
@@ -198,3 +199,14 @@ def test_push_streams_large_blobs_in_constant_memory(registry: LocalRegistry, tm
     finally:
         tracemalloc.stop()
     assert peak < 12 * 1024 * 1024, f"push held {peak} bytes at peak for a 24 MiB layer"
+
+
+def test_push_errors_name_the_registry_and_never_the_password(basic_registry: AuthedRegistry) -> None:
+    image = image_for("a", "b")
+    with pytest.raises(AuthError) as refused:
+        push_image(image, basic_registry.url, "r", "v1", username=basic_registry.username, password="wrong-secret-1")
+    assert basic_registry.host in str(refused.value)
+    assert "wrong-secret-1" not in str(refused.value)
+    assert "wrong-secret-1" not in repr(refused.value)
+    with pytest.raises(AuthError, match="none were given"):
+        push_image(image, basic_registry.url, "r", "v1")
