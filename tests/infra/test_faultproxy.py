@@ -132,3 +132,13 @@ def test_cut_request_drops_an_upload_halfway(registry: LocalRegistry, proxy: Fau
     assert cut.fault == "cut_request"
     assert cut.request_bytes == len(data) // 2
     assert httpx.head(f"{registry.url}/v2/c/blobs/{digest}").status_code == 404
+
+
+def test_eligible_limits_random_faults_to_chosen_requests(registry: LocalRegistry) -> None:
+    def only_manifests(method: str, path: str) -> bool:
+        return "/manifests/" in path
+
+    with FaultProxy(registry.url, rate=1.0, faults=("503",), eligible=only_manifests) as faulty:
+        assert httpx.get(f"{faulty.url}/v2/").status_code == 200
+        assert httpx.get(f"{faulty.url}/v2/r/manifests/v1").status_code == 503
+        assert faulty.fault_counts() == {"503": 1}

@@ -106,3 +106,10 @@ def test_request_log_includes_refused_requests_and_is_prompt(basic_registry: Aut
     assert time.monotonic() - started < 2, "the marker request must be found, not waited out"
     assert [(r.method, r.kind, r.status) for r in records] == [("GET", "tags", 401), ("GET", "tags", 404)]
     assert records[0].user_agent.startswith("python-httpx/")
+
+
+def test_session_registry_and_unique_repo(session_registry: LocalRegistry, unique_repo: str) -> None:
+    assert unique_repo.startswith("t/")
+    assert unique_repo.endswith("test-session-registry-and-unique-repo")
+    response = httpx.post(f"{session_registry.url}/v2/{unique_repo}/blobs/uploads/")
+    assert response.status_code == 202, "the name is a valid repository name"
