@@ -222,6 +222,8 @@ class LocalRegistry:
         self._process = subprocess.Popen(
             [str(binary), "serve", str(config_path)],
             stdin=subprocess.DEVNULL,
+            # distribution lets REGISTRY_* variables override any config field (even http.addr): drop them
+            env={k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")},
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # a Ctrl-C in the terminal is handled by us, not sent to the registry

@@ -113,3 +113,13 @@ def test_session_registry_and_unique_repo(session_registry: LocalRegistry, uniqu
     assert unique_repo.endswith("test-session-registry-and-unique-repo")
     response = httpx.post(f"{session_registry.url}/v2/{unique_repo}/blobs/uploads/")
     assert response.status_code == 202, "the name is a valid repository name"
+
+
+def test_registry_environment_variables_cannot_override_the_config(
+    registry_factory: RegistryFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REGISTRY_HTTP_ADDR", "0.0.0.0:5000")
+    local = registry_factory()
+    assert local.port != 5000, "the override would have bound 0.0.0.0:5000"
+    assert "listening on 127.0.0.1:" in local.log_path.read_text()
+    assert httpx.get(f"{local.url}/v2/").status_code == 200
