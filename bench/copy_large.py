@@ -126,9 +126,8 @@ def main() -> None:
     best = results["best"]
     assert isinstance(best, dict)
     for tool, numbers in best.items():
-        print(
-            f"best {tool}: {numbers['wall_seconds']:.2f} s, {numbers['mb_per_s']:.0f} MB/s, {numbers['max_rss_mib']:.1f} MiB RSS"
-        )
+        wall, rate, rss = numbers["wall_seconds"], numbers["mb_per_s"], numbers["max_rss_mib"]
+        print(f"best {tool}: {wall:.2f} s, {rate:.0f} MB/s, {rss:.1f} MiB RSS")
     print(f"wall ratio reconciler/skopeo: {results['ratio_wall']:.2f} (goal <= 0.90)")
     print(f"reconciler peak RSS on the small image: {results['small_image_rss_mib']:.1f} MiB")
     if args.json:

@@ -199,7 +199,7 @@ def copy(
         typer.Option("--recursive", "-r", help="With --all-tags: every repository under SOURCE (HOST or HOST/PREFIX)."),
     ] = False,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Images copied concurrently.")] = 8,
-    blobs: Annotated[int, typer.Option("--parallel-blobs", min=1, help="Blob transfers in flight.")] = 4,
+    blobs: Annotated[int, typer.Option("--parallel-blobs", min=1, help="Blob transfers in flight.")] = 8,
     insecure: InsecureOption = False,
     output: OutputOption = OutputFormat.text,
 ) -> None:

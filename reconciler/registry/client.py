@@ -62,12 +62,12 @@ from reconciler.registry.transport import FastTransport
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_CONCURRENCY = 8
+DEFAULT_MAX_CONCURRENCY = 16
 """Requests in flight to one registry when neither the caller nor reconciler.yaml says otherwise."""
 DEFAULT_TIMEOUT_SECONDS = 60.0
 STREAM_CHUNK_BYTES = 1024 * 1024
 """Bytes per read of a streamed blob: large enough for throughput, small enough for flat memory."""
-UPLOAD_WRITE_BYTES = 1024 * 1024
+UPLOAD_WRITE_BYTES = 256 * 1024
 """Streamed uploads are written in pieces of about this size (memory per transfer: two of them)."""
 DEFAULT_PATCH_CHUNK_BYTES = 8 * 1024 * 1024
 """Bytes per PATCH of a chunked upload (raised to the registry's ``OCI-Chunk-Min-Length``)."""

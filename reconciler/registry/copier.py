@@ -30,7 +30,7 @@ from reconciler.model.manifest import Descriptor, Manifest
 from reconciler.registry.client import RegistryClient
 
 BlobOutcome = Literal["copied", "mounted", "skipped"]
-DEFAULT_PARALLEL_BLOBS = 4
+DEFAULT_PARALLEL_BLOBS = 8
 
 
 class ImageSource(Protocol):
@@ -93,9 +93,11 @@ class Copier:
     """Copies images; share one instance between concurrent copies so blobs are deduplicated.
 
     ``max_parallel_blobs`` bounds the blob transfers (and mounts and HEADs) in flight across all copies
-    of this copier; each client additionally bounds requests per registry. ``check_blobs=False`` skips
-    the HEAD before each blob transfer: fewer requests when the target is known to be empty, at the price
-    of re-sending blobs it already has."""
+    of this copier; each client additionally bounds requests per registry. A transfer inside one registry
+    whose mount is declined holds two requests of that registry (source read, target write), so keep
+    ``max_parallel_blobs`` at most half the client's ``max_concurrency`` (the defaults: 8 and 16).
+    ``check_blobs=False`` skips the HEAD before each blob transfer: fewer requests when the target is known
+    to be empty, at the price of re-sending blobs it already has."""
 
     def __init__(
         self,

@@ -1,0 +1,156 @@
+"""Benchmark: 200 small images (150 single-platform + 50 two-platform indexes, 20 repositories, tags
+``20261127_NN``) copied to an empty registry, then the same again when everything is already there.
+
+reconciler (``reconciler copy --all-tags --recursive SRC/bench DST/bench``: one process) against
+``skopeo sync`` (one process, the 20 repositories listed in a YAML source file), each into its own empty
+target registry, in the same run. Reports wall time, CPU, peak RSS and requests per image (both
+registries counted, from their access logs).
+
+    python -m bench.copy_many [--repeat 2] [--json results.json]
+
+Images are deterministic (``reconciler.testing.imagegen``): every repository has a base layer shared by
+its images (as a runtime layer is); each image adds an application layer and its config, and each
+platform of an index one more layer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from bench.harness import Measurement, machine_info, markdown_table, run_measured, write_results
+from reconciler.testing.imagegen import ImageSettings, make_image, make_layer, push_image
+from reconciler.testing.localregistry import LocalRegistry
+
+REPOSITORIES = 20
+IMAGES_PER_REPOSITORY = 10
+INDEXES = 50
+
+
+def _reconciler_command() -> list[str]:
+    found = shutil.which("reconciler")
+    return [found] if found else [sys.executable, "-m", "reconciler.cli"]
+
+
+def seed(registry: LocalRegistry) -> list[str]:
+    """Push the 200 images; return the repository names."""
+    repositories = []
+    indexes_left = INDEXES
+    for r in range(REPOSITORIES):
+        repository = f"bench/app{r:02d}"
+        repositories.append(repository)
+        base = [make_layer({"opt/runtime/lib.bin": bytes([r]) * 32 * 1024, "etc/os-release": b"prod-osbase\n"})]
+        # 50 indexes spread over the repositories: 2 or 3 per repository, the newest tags.
+        index_count = 3 if r < INDEXES - 2 * REPOSITORIES else 2
+        index_count = min(index_count, indexes_left)
+        indexes_left -= index_count
+        for n in range(1, IMAGES_PER_REPOSITORY + 1):
+            tag = f"20261127_{n:02d}"
+            is_index = n > IMAGES_PER_REPOSITORY - index_count
+            image = make_image(
+                [{"app/main": f"{repository}:{tag}\n".encode() * 200}],
+                base=base,
+                platforms=("linux/amd64", "linux/arm64") if is_index else ("linux/amd64",),
+                settings=ImageSettings(labels={"org.opencontainers.image.version": tag}),
+            )
+            push_image(image, registry.url, repository, tag)
+    return repositories
+
+
+def _fresh(scratch: Path, name: str) -> LocalRegistry:
+    return LocalRegistry(name=name, storage_dir=Path(tempfile.mkdtemp(prefix=f"{name}-", dir=scratch))).start()
+
+
+def run(repeat: int) -> dict[str, object]:
+    images = REPOSITORIES * IMAGES_PER_REPOSITORY
+    measurements: list[Measurement] = []
+    with tempfile.TemporaryDirectory(prefix="bench-many-") as scratch_dir:
+        scratch = Path(scratch_dir)
+        source = _fresh(scratch, "source")
+        try:
+            repositories = seed(source)
+            sync_file = scratch / "sync.yaml"
+            listed = "\n".join(f"    {name}: []" for name in repositories)
+            sync_file.write_text(f"{source.host}:\n  tls-verify: false\n  images:\n{listed}\n")
+            for round_number in range(repeat):
+                order = ["skopeo", "reconciler"] if round_number % 2 == 0 else ["reconciler", "skopeo"]
+                for tool in order:
+                    target = _fresh(scratch, f"target-{tool}-{round_number}")
+                    try:
+                        if tool == "skopeo":
+                            command = [
+                                "skopeo",
+                                "sync",
+                                "--src",
+                                "yaml",
+                                "--dest",
+                                "docker",
+                                "--dest-tls-verify=false",
+                                "--all",
+                                "--preserve-digests",
+                                str(sync_file),
+                                target.host,
+                            ]
+                        else:
+                            command = [
+                                *_reconciler_command(),
+                                "copy",
+                                "--all-tags",
+                                "--recursive",
+                                f"{source.host}/bench",
+                                f"{target.host}/bench",
+                            ]
+                        for phase in ("copy", "no-op"):
+                            label = f"{tool} {phase} #{round_number + 1}"
+                            measurements.append(
+                                run_measured(command, label=label, registries=[source, target], timeout=900).check()
+                            )
+                        tags = target.request_log()  # sanity: the copy produced 200 tagged images
+                        assert tags, "target registry saw no requests"
+                    finally:
+                        target.stop()
+        finally:
+            source.stop()
+
+    def best(tool: str, phase: str) -> Measurement:
+        return min((m for m in measurements if m.label.startswith(f"{tool} {phase}")), key=lambda m: m.wall_seconds)
+
+    summary = {
+        f"{tool} {phase}": {
+            "wall_seconds": best(tool, phase).wall_seconds,
+            "cpu_seconds": best(tool, phase).cpu_seconds,
+            "max_rss_mib": best(tool, phase).max_rss_mib,
+            "requests_per_image": best(tool, phase).total_requests / images,
+        }
+        for tool in ("skopeo", "reconciler")
+        for phase in ("copy", "no-op")
+    }
+    return {
+        "machine": machine_info(),
+        "images": images,
+        "measurements": [m.to_json() for m in measurements],
+        "table": markdown_table(measurements, per=images),
+        "best": summary,
+        "ratio_copy": summary["reconciler copy"]["wall_seconds"] / summary["skopeo copy"]["wall_seconds"],
+        "ratio_noop": summary["reconciler no-op"]["wall_seconds"] / summary["skopeo no-op"]["wall_seconds"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    results = run(args.repeat)
+    print(results["table"])
+    print(f"wall ratio copy reconciler/skopeo: {results['ratio_copy']:.2f} (goal <= 0.25)")
+    print(f"wall ratio no-op reconciler/skopeo: {results['ratio_noop']:.2f} (goal <= 0.25)")
+    if args.json:
+        write_results(args.json, results)
+
+
+if __name__ == "__main__":
+    main()
