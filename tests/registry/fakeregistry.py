@@ -47,6 +47,13 @@ class FakeRegistry:
     completed_uploads: list[str] = field(default_factory=list)
     serve_blob: dict[str, bytes] = field(default_factory=dict)
     """Override: bytes to serve for a digest (to simulate a source serving wrong content)."""
+    sessions: dict[str, bytearray] = field(default_factory=dict)
+    patches: list[int] = field(default_factory=list)
+    """Sizes of the PATCH bodies received, in order."""
+    monolithic_limit: int | None = None
+    """Refuse a PUT carrying more than this many bytes with 413 (as some proxies do)."""
+    chunk_min: int | None = None
+    """Announce ``OCI-Chunk-Min-Length`` on upload sessions."""
 
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self.handle)
@@ -81,23 +88,43 @@ class FakeRegistry:
                 return httpx.Response(200, headers={"Content-Length": str(len(data)), "Docker-Content-Digest": ref})
             return httpx.Response(200, content=data)
         if kind == "blobs/uploads":
-            if request.method == "POST":
-                return httpx.Response(202, headers={"Location": f"/v2/{repo}/blobs/uploads/session-1?_state=x"})
-            if request.method == "PUT":
-                body = await request.aread()
-                digest = request.url.params.get("digest", "")
-                if sha256(body) != digest:
-                    return httpx.Response(400, json={"errors": [{"code": "DIGEST_INVALID", "message": "bad"}]})
-                self.blobs[digest] = body
-                self.completed_uploads.append(digest)
-                return httpx.Response(201, headers={"Docker-Content-Digest": digest})
-            return httpx.Response(204)
+            return await self._upload(request, repo, ref)
         if kind == "tags":
             tags = sorted({ref for (r, ref) in self.manifests if r == repo and not ref.startswith("sha256:")})
             if not tags:
                 return httpx.Response(404, json={"errors": [{"code": "NAME_UNKNOWN", "message": "unknown"}]})
             return httpx.Response(200, json={"name": repo, "tags": tags})
         return httpx.Response(404)
+
+    async def _upload(self, request: httpx.Request, repo: str, session: str) -> httpx.Response:
+        if request.method == "POST":
+            session = f"session-{len(self.sessions) + 1}"
+            self.sessions[session] = bytearray()
+            headers = {"Location": f"/v2/{repo}/blobs/uploads/{session}?_state=x"}
+            if self.chunk_min is not None:
+                headers["OCI-Chunk-Min-Length"] = str(self.chunk_min)
+            return httpx.Response(202, headers=headers)
+        body = await request.aread()
+        if session not in self.sessions:
+            return httpx.Response(404, json={"errors": [{"code": "BLOB_UPLOAD_UNKNOWN", "message": "unknown"}]})
+        if request.method == "PATCH":
+            self.patches.append(len(body))
+            self.sessions[session] += body
+            return httpx.Response(202, headers={"Location": f"/v2/{repo}/blobs/uploads/{session}?_state=y"})
+        if request.method == "PUT":
+            if self.monolithic_limit is not None and len(body) > self.monolithic_limit:
+                del self.sessions[session]
+                return httpx.Response(413)
+            data = bytes(self.sessions.pop(session) + body)
+            digest = request.url.params.get("digest", "")
+            if sha256(data) != digest:
+                return httpx.Response(400, json={"errors": [{"code": "DIGEST_INVALID", "message": "bad"}]})
+            self.blobs[digest] = data
+            self.completed_uploads.append(digest)
+            return httpx.Response(201, headers={"Docker-Content-Digest": digest})
+        if request.method == "DELETE":
+            self.sessions.pop(session, None)
+        return httpx.Response(204)
 
     async def _manifest(self, request: httpx.Request, repo: str, ref: str) -> httpx.Response:
         if request.method == "PUT":

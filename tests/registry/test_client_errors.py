@@ -353,3 +353,42 @@ def test_blob_redirect_to_storage_drops_the_authorization_header() -> None:
     assert seen[-1] == ("storage.example.test", None)
     assert seen[-2][0] == "registry.example.test"
     assert seen[-2][1] is not None
+
+
+def test_refused_monolithic_upload_falls_back_to_chunks_of_the_announced_minimum() -> None:
+    fake = FakeRegistry(monolithic_limit=1000, chunk_min=3 * 1024 * 1024)
+    data = bytes(range(256)) * (7 * 1024 * 1024 // 256 + 3)
+    digest = sha256(data)
+
+    async def run() -> str:
+        async with client(fake) as registry:
+            return await registry.upload_blob("app", digest, data, chunk_size=1024 * 1024)
+
+    assert asyncio.run(run()) == "uploaded"
+    assert fake.blobs[digest] == data
+    # 1 MiB asked for, but the registry wants at least 3 MiB per PATCH (the last one may be shorter)
+    assert fake.patches[:-1] == [3 * 1024 * 1024, 3 * 1024 * 1024]
+    assert sum(fake.patches) == len(data)
+
+
+def test_declined_mount_uses_the_session_it_opened() -> None:
+    fake = FakeRegistry()
+    data = b"blob the source repository does not have" * 100
+    digest = sha256(data)
+
+    def decline_mount(request: httpx.Request) -> httpx.Response | None:
+        if request.method == "POST" and "mount" in request.url.params:
+            fake.sessions["mount-session"] = bytearray()
+            return httpx.Response(202, headers={"Location": "/v2/app/blobs/uploads/mount-session?_state=m"})
+        return None
+
+    fake.faults.append(decline_mount)
+
+    async def run() -> str:
+        async with client(fake) as registry:
+            return await registry.upload_blob("app", digest, data, mount_from="other")
+
+    assert asyncio.run(run()) == "uploaded"
+    assert fake.blobs[digest] == data
+    posts = [path for method, path in fake.requests if method == "POST"]
+    assert len(posts) == 1  # the declined mount's session carried the upload: no second POST
