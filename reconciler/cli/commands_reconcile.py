@@ -214,7 +214,7 @@ def apply(
             help="json: also write every audit record to stdout as it happens (for log collectors).",
         ),
     ] = LogFormat.text,
-    concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Images copied at once.")] = 8,
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Images copied at once.")] = 16,
     insecure: InsecureOption = False,
     cache_dir: CacheOption = None,
 ) -> None:

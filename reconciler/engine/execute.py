@@ -28,7 +28,7 @@ from reconciler.engine.access import RegistryAccess
 from reconciler.errors import ReconcilerError
 from reconciler.model.plan import Action, ActionKind, ConflictResolution, Plan
 
-DEFAULT_APPLY_CONCURRENCY = 8
+DEFAULT_APPLY_CONCURRENCY = 16
 
 
 class Outcome(StrEnum):

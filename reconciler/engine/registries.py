@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from reconciler.registry import Copier, CopyProgress, RegistryClient, RetryPolicy
 
-DEFAULT_PARALLEL_BLOBS = 8
+DEFAULT_PARALLEL_BLOBS = 16
 
 
 class RegistryPool:

@@ -1,0 +1,143 @@
+"""Benchmark: promote 200 small images one stage (d -> t) with ``reconciler apply``, then a no-op
+``reconciler plan``, against ``skopeo sync`` of the same 200 images (first copy, then its no-op rerun),
+in the same run on the same machine.
+
+The 200 images: 20 repositories ``d/appNN`` x 10 tags ``20261127_NN``; 50 of them two-platform indexes
+(the newest tags of each repository), the rest single-platform; each repository's images share a base
+layer. The desired state pins all 200 in d and t (the other environments are empty). reconciler copies
+dev -> test; skopeo syncs the same 20 repositories from dev into its own empty registry. Every run is a
+whole process (Python start-up included), measured by ``bench.harness``.
+
+    python -m bench.reconcile_sync [--repeat 2] [--json results.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from bench.harness import Measurement, machine_info, markdown_table, run_measured, write_results
+from reconciler.demo import write_chain_state
+from reconciler.testing.imagegen import ImageSettings, make_image, make_layer, push_image
+from reconciler.testing.localregistry import LocalRegistry
+
+REPOSITORIES = 20
+TAGS = 10
+INDEXES_PER_REPOSITORY = 3  # 20 x 3 = 60 would exceed 50: the first 10 repositories get 3, the rest 2
+IMAGES = REPOSITORIES * TAGS
+
+
+def reconciler_command() -> list[str]:
+    found = shutil.which("reconciler")
+    return [found] if found else [sys.executable, "-c", "from reconciler.cli import main; main()"]
+
+
+def seed(dev: LocalRegistry) -> list[tuple[str, str, str]]:
+    """Push the 200 images to dev as d/appNN:20261127_NN; return (image, tag, digest)."""
+    pins = []
+    for r in range(REPOSITORIES):
+        image_name = f"app{r:02d}"
+        base = [make_layer({"opt/runtime/lib.bin": bytes([r]) * 32 * 1024, "etc/os-release": b"prod-osbase\n"})]
+        indexes = 3 if r < 10 else 2
+        for n in range(1, TAGS + 1):
+            tag = f"20261127_{n:02d}"
+            is_index = n > TAGS - indexes
+            image = make_image(
+                [{"app/main": f"{image_name}:{tag}\n".encode() * 200}],
+                base=base,
+                platforms=("linux/amd64", "linux/arm64") if is_index else ("linux/amd64",),
+                settings=ImageSettings(labels={"org.opencontainers.image.version": tag}),
+            )
+            push_image(image, dev.url, f"d/{image_name}", tag)
+            pins.append((image_name, tag, str(image.digest)))
+    return pins
+
+
+def _fresh(scratch: Path, name: str) -> LocalRegistry:
+    return LocalRegistry(name=name, storage_dir=Path(tempfile.mkdtemp(prefix=f"{name}-", dir=scratch))).start()
+
+
+def run(repeat: int) -> dict[str, object]:
+    measurements: list[Measurement] = []
+    with tempfile.TemporaryDirectory(prefix="bench-reconcile-") as scratch_dir:
+        scratch = Path(scratch_dir)
+        dev = _fresh(scratch, "dev")
+        try:
+            pins = seed(dev)
+            sync_file = scratch / "sync.yaml"
+            listed = "\n".join(f"    d/app{r:02d}: []" for r in range(REPOSITORIES))
+            sync_file.write_text(f"{dev.host}:\n  tls-verify: false\n  images:\n{listed}\n")
+            for round_number in range(repeat):
+                order = ["skopeo", "reconciler"] if round_number % 2 == 0 else ["reconciler", "skopeo"]
+                for tool in order:
+                    target = _fresh(scratch, f"{tool}-{round_number}")
+                    try:
+                        if tool == "skopeo":
+                            command = [
+                                "skopeo", "sync", "--src", "yaml", "--dest", "docker", "--dest-tls-verify=false",
+                                "--all", "--preserve-digests", str(sync_file), f"{target.host}/t",
+                            ]  # fmt: skip
+                            phases = [("sync", command), ("sync no-op", command)]
+                        else:
+                            urls = {"dev": dev.url, "test": target.url, "pre": target.url}
+                            urls |= {"prod-a": target.url, "prod-b": target.url}
+                            root = write_chain_state(scratch / f"state-{round_number}", urls, {"d": pins, "t": pins})
+                            audit = scratch / f"audit-{round_number}.jsonl"
+                            apply = [*reconciler_command(), "apply", str(root), "--audit-log", str(audit)]
+                            plan = [*reconciler_command(), "plan", str(root), "--detailed-exitcode"]
+                            phases = [("apply", apply), ("plan no-op", plan), ("apply no-op", apply)]
+                        for phase, command in phases:
+                            label = f"{tool} {phase} #{round_number + 1}"
+                            measurements.append(
+                                run_measured(command, label=label, registries=[dev, target], timeout=900).check()
+                            )
+                    finally:
+                        target.stop()
+        finally:
+            dev.stop()
+
+    def best(label: str) -> Measurement:
+        return min((m for m in measurements if m.label.rsplit(" #", 1)[0] == label), key=lambda m: m.wall_seconds)
+
+    labels = ["skopeo sync", "skopeo sync no-op", "reconciler apply", "reconciler plan no-op", "reconciler apply no-op"]
+    summary = {
+        label: {
+            "wall_seconds": best(label).wall_seconds,
+            "cpu_seconds": best(label).cpu_seconds,
+            "max_rss_mib": best(label).max_rss_mib,
+            "requests_per_image": best(label).total_requests / IMAGES,
+        }
+        for label in labels
+    }
+    return {
+        "machine": machine_info(),
+        "images": IMAGES,
+        "measurements": [m.to_json() for m in measurements],
+        "table": markdown_table(measurements, per=IMAGES),
+        "best": summary,
+        "ratio_apply": summary["reconciler apply"]["wall_seconds"] / summary["skopeo sync"]["wall_seconds"],
+        "ratio_noop_plan": summary["reconciler plan no-op"]["wall_seconds"]
+        / summary["skopeo sync no-op"]["wall_seconds"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    results = run(args.repeat)
+    print(results["table"])
+    for label, numbers in results["best"].items():  # type: ignore[attr-defined]
+        print(f"best {label}: {numbers}")
+    print(f"wall ratio first apply / skopeo sync: {results['ratio_apply']:.2f} (goal <= 0.25)")
+    print(f"wall ratio no-op plan / skopeo sync no-op: {results['ratio_noop_plan']:.2f} (goal <= 0.25)")
+    if args.json:
+        write_results(args.json, results)
+
+
+if __name__ == "__main__":
+    main()
