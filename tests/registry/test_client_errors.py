@@ -392,3 +392,39 @@ def test_declined_mount_uses_the_session_it_opened() -> None:
     assert fake.blobs[digest] == data
     posts = [path for method, path in fake.requests if method == "POST"]
     assert len(posts) == 1  # the declined mount's session carried the upload: no second POST
+
+
+def test_identity_token_uses_the_oauth2_refresh_flow() -> None:
+    forms: list[dict[str, str]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "auth.example.test":
+            assert request.method == "POST"
+            assert "authorization" not in request.headers
+            form = dict(httpx.QueryParams(request.content.decode()))
+            forms.append(form)
+            return httpx.Response(200, json={"access_token": "access-123", "expires_in": 60})
+        if request.headers.get("authorization") == "Bearer access-123":
+            return httpx.Response(200, json={"name": "app", "tags": ["v1"]})
+        return httpx.Response(
+            401, headers={"WWW-Authenticate": 'Bearer realm="https://auth.example.test/token",service="reg"'}
+        )
+
+    async def run() -> list[str]:
+        async with RegistryClient(
+            url="https://registry.example.test",
+            transport=httpx.MockTransport(handler),
+            credentials=Credentials("<token>", identity_token=TOKEN),
+        ) as registry:
+            return await registry.list_tags("app")
+
+    assert asyncio.run(run()) == ["v1"]
+    assert forms == [
+        {
+            "grant_type": "refresh_token",
+            "refresh_token": TOKEN,
+            "client_id": "reconciler",
+            "scope": "repository:app:pull",
+            "service": "reg",
+        }
+    ]
