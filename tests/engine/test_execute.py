@@ -111,3 +111,25 @@ def test_concurrency_is_bounded_and_dry_run_writes_nothing() -> None:
     assert access.max_in_flight == 3
     again = asyncio.run(reconcile_pass(desired, access, dry_run=True))
     assert again.plan.is_empty
+
+
+def test_progress_bars_draw_on_a_terminal_and_stay_silent_elsewhere() -> None:
+    import io
+
+    from reconciler.engine.execute import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    desired = full_chain(("payments/api",))
+    for stream, expect_output in ((Terminal(), True), (io.StringIO(), False)):
+        access = FakeAccess(seeded(("payments/api",)))
+        report = asyncio.run(reconcile_pass(desired, access, dry_run=False, progress_stream=stream))
+        assert report.results is not None
+        assert len(report.results) == 5
+        text = stream.getvalue()
+        assert bool(text) is expect_output
+        if expect_output:
+            assert "5/5" in text
+    assert not Progress(3, stream=io.StringIO()).enabled

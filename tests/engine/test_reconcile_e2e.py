@@ -263,3 +263,23 @@ def test_apply_from_git_records_commit_and_author_and_logs_json_lines(landscape:
     code, out, _ = cli("plan", *args, "--output", "json", "--detailed-exitcode")
     assert code == ExitCode.OK
     assert json.loads(out)["source"]["commit"] == sha
+
+
+def test_mutable_environment_moves_a_conflicting_tag_and_audits_it(landscape: Landscape, tmp_path: Path) -> None:
+    name, tag = VERSIONS[0]
+    wanted = landscape.seed(name, tag)
+    stale = landscape.seed("stale", tag, env="t")  # t/stale exists; now put that image under t/<name>:<tag>
+    from reconciler.testing.imagegen import push_image
+
+    push_image(landscape.images[("stale", tag)], landscape.registries["test"].url, f"t/{name}", tag)
+    root = landscape.write({"d": [(name, tag, wanted)], "t": [(name, tag, wanted)]})  # t allows tag moves
+    audit = tmp_path / "audit.jsonl"
+    code, out, err = cli("plan", str(root), "--env", "t")
+    assert "MOVE tag from" in out
+    code, out, err = cli("apply", str(root), "--env", "t", "--audit-log", str(audit))
+    assert code == ExitCode.OK, err
+    assert landscape.tag_digest("t", "test", name, tag) == wanted
+    [record] = read_records(audit)
+    assert record["action"] == "conflict"
+    assert record["result"] == "ok"
+    assert stale != wanted
