@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import datetime
 import hashlib
 import ipaddress
@@ -84,6 +85,10 @@ BlobOpener = Callable[[], AbstractAsyncContextManager[AsyncIterator[bytes]]]
 ByteProgress = Callable[[int], None]
 """Called with each number of bytes sent (negative to rewind when an attempt is retried)."""
 UploadOutcome = Literal["uploaded", "mounted"]
+
+
+_HELD_SLOTS: contextvars.ContextVar[frozenset[int]] = contextvars.ContextVar("held_slots", default=frozenset())
+"""Ids of the clients whose request slot the current task holds."""
 
 
 def _proxy_configured() -> bool:
@@ -267,6 +272,24 @@ class RegistryClient:
         await self._http.aclose()
         for client in self._foreign.values():
             await client.aclose()
+
+    @asynccontextmanager
+    async def _slot(self) -> AsyncIterator[None]:
+        """One of this registry's request slots, for the duration of a request (or a streamed body).
+
+        A task that already holds a slot of this client (an upload streaming from a blob of the same
+        registry, after a declined mount) does not wait for a second one: waiting could deadlock when
+        every slot is held by such a transfer."""
+        held = _HELD_SLOTS.get()
+        if id(self) in held:
+            yield
+            return
+        async with self._slots:
+            token = _HELD_SLOTS.set(held | {id(self)})
+            try:
+                yield
+            finally:
+                _HELD_SLOTS.reset(token)
 
     def _ssl_context(self) -> ssl.SSLContext:
         """TLS settings for every https origin this client talks to (built on first use): the system's CA
@@ -492,7 +515,7 @@ class RegistryClient:
         """A buffered request with retries; None for a 404 when ``missing_ok``."""
 
         async def attempt() -> httpx.Response | None:
-            async with self._slots:
+            async with self._slot():
                 response = await self._exchange(
                     method,
                     url,
@@ -559,7 +582,7 @@ class RegistryClient:
         what = f"GET manifest {reference}"
 
         async def attempt() -> Manifest:
-            async with self._slots:
+            async with self._slot():
                 response = await self._exchange(
                     "GET",
                     f"/v2/{repository}/manifests/{reference}",
@@ -746,7 +769,7 @@ class RegistryClient:
         if not is_valid_digest(digest):
             raise ValueError(f"not a digest: {digest!r}")
         what = "GET blob"
-        async with self._slots:
+        async with self._slot():
             response = await self._exchange(
                 "GET",
                 f"/v2/{repository}/blobs/{digest}",
@@ -1031,7 +1054,7 @@ class RegistryClient:
         if size is not None and size >= 0:
             headers["Content-Length"] = str(size)
         scopes = [repository_scope(repository, "pull", "push")]
-        async with self._open_content(content) as chunks, self._slots:
+        async with self._open_content(content) as chunks, self._slot():
             body = self._checked(
                 chunks=chunks, repository=repository, digest=digest, size=size, note=note, verify=verify
             )

@@ -428,3 +428,40 @@ def test_identity_token_uses_the_oauth2_refresh_flow() -> None:
             "service": "reg",
         }
     ]
+
+
+def test_same_registry_copy_with_declined_mounts_cannot_deadlock_on_request_slots() -> None:
+    fake, digest, _, layers = seeded()
+
+    def decline_mounts(request: httpx.Request) -> httpx.Response | None:
+        if request.method == "POST" and "mount" in request.url.params:
+            session = f"declined-{len(fake.sessions)}"
+            fake.sessions[session] = bytearray()
+            return httpx.Response(202, headers={"Location": f"/v2/dst/blobs/uploads/{session}?_state=d"})
+        return None
+
+    fake.faults.append(decline_mounts)
+
+    async def run() -> None:
+        # One request slot, and more parallel blobs than slots: every transfer reads and writes the same
+        # registry, which must not wait for a second slot while holding the first.
+        async with RegistryClient(
+            url="http://127.0.0.1:5000", transport=fake.transport(), retry=FAST, max_concurrency=1
+        ) as registry:
+            copier = Copier(max_parallel_blobs=4)
+            report = await asyncio.wait_for(
+                copier.copy(
+                    source=registry,
+                    source_repository="src",
+                    reference=digest,
+                    target=registry,
+                    target_repository="dst",
+                    tag="v1",
+                ),
+                timeout=10,
+            )
+            assert report.blobs_copied == 3
+
+    asyncio.run(run())
+    assert ("dst", "v1") in fake.manifests
+    assert sha256(layers[0]) in fake.completed_uploads
