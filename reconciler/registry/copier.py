@@ -93,9 +93,8 @@ class Copier:
     """Copies images; share one instance between concurrent copies so blobs are deduplicated.
 
     ``max_parallel_blobs`` bounds the blob transfers (and mounts and HEADs) in flight across all copies
-    of this copier; each client additionally bounds requests per registry. A transfer inside one registry
-    whose mount is declined holds two requests of that registry (source read, target write), so keep
-    ``max_parallel_blobs`` at most half the client's ``max_concurrency`` (the defaults: 8 and 16).
+    of this copier; each client additionally bounds requests per registry (a transfer inside one registry
+    reads and writes it under a single request slot, so any combination of the two is deadlock-free).
     ``check_blobs=False`` skips the HEAD before each blob transfer: fewer requests when the target is known
     to be empty, at the price of re-sending blobs it already has."""
 
