@@ -185,6 +185,11 @@ def test_registry_that_stays_down_fails_each_image_in_bounded_time(registry_fact
             assert land.tag_digest("p", "prod-a", name, tag) is not None  # the other site converged
         assert err.count("prod-b") >= len(VERSIONS)
         assert "prod-a" not in err.split("apply failed", 1)[1]
+        code, out, _err = cli("plan", str(root), "--output", "json")
+        assert code == ExitCode.FAILURE
+        document = json.loads(out)
+        assert document["status"] == "failed"
+        assert {(f["registry"], f["action"]) for f in document["failures"]} == {("prod-b", "unreachable")}
     finally:
         for proxy in proxies.values():
             proxy.stop()
