@@ -4,7 +4,8 @@ Shared by every benchmark (``bench/copy_*.py`` here, ``bench/reconcile_*.py`` fo
 
 * :func:`run_measured` runs one command and returns a :class:`Measurement`: wall time, user and system
   CPU time and peak RSS of the child (``os.wait4``'s rusage: the child and the descendants it waited
-  for), its exit status and output tails. The child's stdout/stderr go to temporary files, so a chatty
+  for; the child is started with ``posix_spawn`` so its peak RSS is never a fork-time copy of the
+  harness), its exit status and output tails. The child's stdout/stderr go to temporary files, so a chatty
   child never blocks on a full pipe and never skews the timing.
 * ``registries=`` takes ``LocalRegistry`` objects: the harness marks their access logs before the run
   and counts the requests each answered during it (``Measurement.requests``).
@@ -22,6 +23,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -79,6 +81,33 @@ class Measurement:
         return document
 
 
+_LAUNCHER = """
+import json, os, sys, time
+started = time.perf_counter()
+pid = os.posix_spawnp(sys.argv[2], sys.argv[2:], os.environ)
+_, status, usage = os.wait4(pid, 0)
+wall = time.perf_counter() - started
+with open(sys.argv[1], "w") as report:
+    json.dump({"status": status, "utime": usage.ru_utime, "stime": usage.ru_stime,
+               "maxrss": usage.ru_maxrss, "wall": wall}, report)
+"""
+
+
+@dataclass(frozen=True)
+class _Usage:
+    ru_utime: float
+    ru_stime: float
+    ru_maxrss: int
+
+
+def _wait_with_deadline(pid: int, timeout: float) -> None:
+    deadline = time.perf_counter() + timeout
+    while os.waitpid(pid, os.WNOHANG)[0] == 0:
+        if time.perf_counter() > deadline:
+            raise TimeoutError
+        time.sleep(0.01)
+
+
 def _tail(path: Path) -> str:
     with path.open("rb") as handle:
         handle.seek(0, os.SEEK_END)
@@ -100,23 +129,37 @@ def run_measured(
     marks = [(registry, registry.mark()) for registry in registries]
     with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
         out_path, err_path = Path(scratch) / "stdout", Path(scratch) / "stderr"
-        with out_path.open("wb") as out, err_path.open("wb") as err:
-            started = time.perf_counter()
-            child = subprocess.Popen(
-                list(command), stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=dict(env) if env else None, cwd=cwd
-            )
-            deadline = None if timeout is None else started + timeout
-            while True:
-                pid, status, usage = os.wait4(child.pid, os.WNOHANG if deadline else 0)
-                if pid != 0:
-                    break
-                if deadline is not None and time.perf_counter() > deadline:
-                    child.kill()
-                    pid, status, usage = os.wait4(child.pid, 0)
-                    break
-                time.sleep(0.01)
-            wall = time.perf_counter() - started
-            child.returncode = os.waitstatus_to_exitcode(status)  # keep Popen from waiting again
+        argv = list(command)
+        if cwd is not None:
+            argv = ["/bin/sh", "-c", 'cd "$0" && exec "$@"', str(cwd), *argv]
+        report_path = Path(scratch) / "rusage.json"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+        # A small launcher process starts the command and reports its rusage: a child started directly
+        # from this (large) process would record our RSS as its peak (Linux accounts the memory of the
+        # process image an exec replaces, which after fork or vfork is ours).
+        launcher = os.posix_spawn(
+            sys.executable,
+            [sys.executable, "-S", "-c", _LAUNCHER, str(report_path), *argv],
+            dict(env) if env is not None else dict(os.environ),
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_OPEN, 1, str(out_path), flags, 0o600),
+                (os.POSIX_SPAWN_OPEN, 2, str(err_path), flags, 0o600),
+            ],
+            setsid=True,
+        )
+        try:
+            os.waitpid(launcher, 0) if timeout is None else _wait_with_deadline(launcher, timeout)
+        except TimeoutError:
+            os.killpg(launcher, signal.SIGKILL)
+            os.waitpid(launcher, 0)
+        try:
+            report = json.loads(report_path.read_text())
+        except (OSError, ValueError):
+            report = {"status": 9, "utime": 0.0, "stime": 0.0, "maxrss": 0, "wall": float(timeout or 0.0)}
+        returncode = os.waitstatus_to_exitcode(report["status"])
+        wall = report["wall"]
+        usage = _Usage(report["utime"], report["stime"], report["maxrss"])
         measurement = Measurement(
             label=label or Path(command[0]).name,
             command=list(command),
@@ -124,7 +167,7 @@ def run_measured(
             user_seconds=usage.ru_utime,
             system_seconds=usage.ru_stime,
             max_rss_mib=usage.ru_maxrss / 1024,  # ru_maxrss is KiB on Linux
-            returncode=child.returncode,
+            returncode=returncode,
             stdout_tail=_tail(out_path),
             stderr_tail=_tail(err_path),
         )
