@@ -94,62 +94,62 @@ def _size(count: int) -> str:
 
 
 class _ProgressBars:
-    """Two bars on stderr (bytes and blobs), created lazily; totals grow as blobs are discovered."""
+    """Two bars on stderr (bytes and blobs) in one live display; totals grow as blobs are discovered."""
 
     def __init__(self) -> None:
         from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TransferSpeedColumn,
-        )
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
         self._progress = Progress(
-            TextColumn("{task.description}"),
+            TextColumn("{task.description:>5}"),
             BarColumn(),
-            DownloadColumn(binary_units=True),
-            TransferSpeedColumn(),
+            TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(),
             console=Console(stderr=True),
             transient=True,
         )
-        self._blob_progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            console=Console(stderr=True),
-            transient=True,
-        )
-        self._bytes = self._progress.add_task("bytes", total=0)
-        self._blobs = self._blob_progress.add_task("blobs", total=0)
+        self._bytes = self._progress.add_task("bytes", total=0, detail="")
+        self._blobs = self._progress.add_task("blobs", total=0, detail="")
+        self._bytes_done = 0
         self._bytes_total = 0
+        self._blobs_done = 0
         self._blobs_total = 0
 
     def __enter__(self) -> _ProgressBars:
         self._progress.start()
-        self._blob_progress.start()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self._blob_progress.stop()
         self._progress.stop()
+
+    def _refresh(self) -> None:
+        self._progress.update(
+            self._bytes,
+            completed=self._bytes_done,
+            total=max(self._bytes_total, 1),
+            detail=f"{_size(self._bytes_done)} / {_size(self._bytes_total)}",
+        )
+        self._progress.update(
+            self._blobs,
+            completed=self._blobs_done,
+            total=max(self._blobs_total, 1),
+            detail=f"{self._blobs_done} / {self._blobs_total}",
+        )
 
     def blob_started(self, digest: str, size: int) -> None:
         self._bytes_total += max(size, 0)
         self._blobs_total += 1
-        self._progress.update(self._bytes, total=self._bytes_total)
-        self._blob_progress.update(self._blobs, total=self._blobs_total)
+        self._refresh()
 
     def blob_advanced(self, digest: str, nbytes: int) -> None:
-        self._progress.advance(self._bytes, nbytes)
+        self._bytes_done += nbytes
+        self._refresh()
 
     def blob_finished(self, digest: str, outcome: BlobOutcome) -> None:
-        if outcome != "copied":
+        if outcome != "copied":  # mounted or found present: never "started" as a transfer
             self._blobs_total += 1
-            self._blob_progress.update(self._blobs, total=self._blobs_total)
-        self._blob_progress.advance(self._blobs, 1)
+        self._blobs_done += 1
+        self._refresh()
 
 
 def _copy_line(result: ImageCopy) -> str:
