@@ -88,6 +88,8 @@ def local_source(directory: str | os.PathLike[str]) -> Source:
     root = Path(directory).resolve()
     if not root.is_dir():
         raise SourceError(f"{directory}: not a directory")
+    if not any((parent / ".git").exists() for parent in (root, *root.parents)):
+        return Source(root=root)  # not in a work tree: no need to pay for importing gitpython
     import git  # noqa: PLC0415  (gitpython is slow to import: only pay for it when reading a source)
 
     try:
