@@ -34,7 +34,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Literal
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 import httpx
 
@@ -176,7 +176,8 @@ async def _raw_chunks(response: httpx.Response, chunk_size: int | None) -> Async
 def _with_query(url: str, name: str, value: str) -> str:
     """``url`` with ``name=value`` added to its query (upload locations carry their own state parameters,
     which httpx's ``params=`` would replace)."""
-    return str(httpx.URL(url).copy_add_param(name, value))
+    separator = "&" if "?" in url else "?"
+    return f"{url}{separator}{quote(name, safe='')}={quote(value, safe='')}"
 
 
 def _registry_error_detail(response: httpx.Response) -> str:

@@ -37,6 +37,7 @@ MAX_HEAD_BYTES = 64 * 1024
 MAX_IDLE_PER_ORIGIN = 32
 
 _NO_BODY_STATUSES = frozenset({204, 304})
+_FRAMING_HEADERS = frozenset({b"content-length", b"transfer-encoding", b"connection"})
 
 Origin = tuple[str, str, int]
 
@@ -248,9 +249,9 @@ class FastTransport(httpx.AsyncBaseTransport):
             connection.close()
             raise
         method = request.method
-        length_text = headers.get("content-length")
-        chunked = "chunked" in headers.get("transfer-encoding", "").lower()
-        keep_alive = "close" not in headers.get("connection", "").lower()
+        length_text = headers.get(b"content-length")
+        chunked = b"chunked" in headers.get(b"transfer-encoding", b"").lower()
+        keep_alive = b"close" not in headers.get(b"connection", b"").lower()
         length: int | None
         if method == "HEAD" or status in _NO_BODY_STATUSES or 100 <= status < 200:
             length, chunked = 0, False
@@ -328,7 +329,8 @@ class FastTransport(httpx.AsyncBaseTransport):
 
     async def _read_head(
         self, connection: _Connection, read_timeout: float | None
-    ) -> tuple[int, bytes, httpx.Headers, list[tuple[bytes, bytes]]]:
+    ) -> tuple[int, bytes, dict[bytes, bytes], list[tuple[bytes, bytes]]]:
+        """Status, reason, the framing headers this transport needs (lower-case names), all raw headers."""
         reader = connection.reader
         while True:
             try:
@@ -367,7 +369,8 @@ class FastTransport(httpx.AsyncBaseTransport):
                 raw.append((name.strip(), value.strip()))
             if 100 <= status < 200 and status != 101:
                 continue  # interim response (100 Continue): the real one follows
-            return status, reason, httpx.Headers(raw), raw
+            framing = {name.lower(): value for name, value in raw if name.lower() in _FRAMING_HEADERS}
+            return status, reason, framing, raw
 
     async def aclose(self) -> None:
         self._closed = True
