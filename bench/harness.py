@@ -204,6 +204,7 @@ def machine_info() -> dict[str, str]:
         "cpu": _cpu_model(),
         "kernel": platform.release(),
         "python": sys.version.split()[0],
+        "load_average": " ".join(f"{value:.2f}" for value in os.getloadavg()),
         "skopeo": _command_output("skopeo", "--version"),
         "docker-registry": _command_output("/usr/bin/docker-registry", "--version"),
     }
