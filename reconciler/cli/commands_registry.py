@@ -10,7 +10,6 @@ only on a terminal. Loopback registries are reached over plain HTTP; any other h
 # ruff: noqa: PLC0415  -- imports inside commands on purpose: start-up time of the CLI
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -63,6 +62,8 @@ def _client(host: str, insecure: bool) -> RegistryClient:
 
 def _run(work: Callable[[], Awaitable[T]]) -> T:
     """Run ``work`` and map library errors to exit code 1, with the message (never a secret) on stderr."""
+    import asyncio
+
     try:
         return asyncio.run(work())  # type: ignore[arg-type]
     except ReconcilerError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,8 @@ from reconciler.exitcodes import ExitCode
 from reconciler.testing.imagegen import image_for, push_image
 from reconciler.testing.localregistry import LocalRegistry
 
+RegistryFactory = Callable[..., LocalRegistry]
+
 pytestmark = pytest.mark.registry
 
 TAG = "20261127_01"
@@ -26,9 +29,10 @@ def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     return CliRunner()
 
 
-def test_copy_ls_digest_inspect(registry_factory: object, runner: CliRunner, skopeo: Skopeo) -> None:
-    source: LocalRegistry = registry_factory(name="src")  # type: ignore[operator]
-    target: LocalRegistry = registry_factory(name="dst")  # type: ignore[operator]
+@pytest.mark.skopeo
+def test_copy_ls_digest_inspect(registry_factory: RegistryFactory, runner: CliRunner, skopeo: Skopeo) -> None:
+    source = registry_factory(name="src")
+    target = registry_factory(name="dst")
     image = image_for("payments/api", TAG, platforms=("linux/amd64", "linux/arm64"))
     push_image(image, source.url, "d/payments/api", TAG)
 
@@ -65,9 +69,9 @@ def test_copy_ls_digest_inspect(registry_factory: object, runner: CliRunner, sko
     assert result.stdout_bytes == image.raw
 
 
-def test_copy_all_tags_then_again_is_a_no_op(registry_factory: object, runner: CliRunner) -> None:
-    source: LocalRegistry = registry_factory(name="src")  # type: ignore[operator]
-    target: LocalRegistry = registry_factory(name="dst")  # type: ignore[operator]
+def test_copy_all_tags_then_again_is_a_no_op(registry_factory: RegistryFactory, runner: CliRunner) -> None:
+    source = registry_factory(name="src")
+    target = registry_factory(name="dst")
     tags = [f"2026112{day}_01" for day in range(1, 4)]
     for tag in tags:
         push_image(image_for("app", tag), source.url, "app", tag)
@@ -90,9 +94,9 @@ def test_copy_all_tags_then_again_is_a_no_op(registry_factory: object, runner: C
     ]
 
 
-def test_copy_recursive_mirrors_a_prefix(registry_factory: object, runner: CliRunner) -> None:
-    source: LocalRegistry = registry_factory(name="src")  # type: ignore[operator]
-    target: LocalRegistry = registry_factory(name="dst")  # type: ignore[operator]
+def test_copy_recursive_mirrors_a_prefix(registry_factory: RegistryFactory, runner: CliRunner) -> None:
+    source = registry_factory(name="src")
+    target = registry_factory(name="dst")
     for repository in ("d/payments/api", "d/payments/web", "other/thing"):
         push_image(image_for(repository, TAG), source.url, repository, TAG)
 

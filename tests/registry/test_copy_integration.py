@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 from support.registries import AuthedRegistry
 from support.skopeo import Skopeo
@@ -14,6 +16,8 @@ from support.skopeo import Skopeo
 from reconciler.registry import Copier, CopyReport, Credentials, RegistryClient
 from reconciler.testing.imagegen import image_for, make_layer, push_image, write_oci_layout
 from reconciler.testing.localregistry import LocalRegistry, RequestRecord
+
+RegistryFactory = Callable[..., LocalRegistry]
 
 pytestmark = pytest.mark.registry
 
@@ -59,9 +63,9 @@ def _writes(records: list[RequestRecord]) -> list[RequestRecord]:
 
 
 @pytest.mark.parametrize("fmt", ["docker", "oci"])
-def test_copy_index_between_registries_writes_the_tag_last(registry_factory: object, fmt: str) -> None:
-    source = registry_factory(name="src")  # type: ignore[operator]
-    target = registry_factory(name="dst")  # type: ignore[operator]
+def test_copy_index_between_registries_writes_the_tag_last(registry_factory: RegistryFactory, fmt: str) -> None:
+    source = registry_factory(name="src")
+    target = registry_factory(name="dst")
     image = image_for("payments/api", TAG, fmt=fmt, platforms=("linux/amd64", "linux/arm64"))  # type: ignore[arg-type]
     push_image(image, source.url, "d/payments/api", TAG)
 
@@ -112,9 +116,9 @@ def test_same_registry_copy_mounts_and_uploads_no_bytes(registry: LocalRegistry)
     assert not [r for r in records if r.kind == "blob"]  # no blob was even read
 
 
-def test_repeat_copy_makes_no_blob_requests(registry_factory: object) -> None:
-    source = registry_factory(name="src")  # type: ignore[operator]
-    target = registry_factory(name="dst")  # type: ignore[operator]
+def test_repeat_copy_makes_no_blob_requests(registry_factory: RegistryFactory) -> None:
+    source = registry_factory(name="src")
+    target = registry_factory(name="dst")
     image = image_for("app", TAG, platforms=("linux/amd64", "linux/arm64"))
     push_image(image, source.url, "app", TAG)
     copy(source.url, "app", image.digest, target_url=target.url, target_repo="app", tag=TAG)
@@ -127,21 +131,17 @@ def test_repeat_copy_makes_no_blob_requests(registry_factory: object) -> None:
     assert source.requests_since(source_mark) == []
 
 
-def test_copy_by_tag_completes_a_partial_copy(registry_factory: object) -> None:
+def test_copy_by_tag_completes_a_partial_copy(registry_factory: RegistryFactory) -> None:
     """A copy killed after some blobs (here: simulated by pushing only some) converges on the next run."""
-    source = registry_factory(name="src")  # type: ignore[operator]
-    target = registry_factory(name="dst")  # type: ignore[operator]
+    source = registry_factory(name="src")
+    target = registry_factory(name="dst")
     image = image_for("app", TAG)
     push_image(image, source.url, "app", TAG)
     present = image.manifests[0].layers[0].blob
-    httpx_client = __import__("httpx").Client()
-    try:
-        start = httpx_client.post(f"{target.url}/v2/app/blobs/uploads/")
-        location = start.headers["Location"]
-        url = __import__("httpx").URL(target.url).join(location).copy_add_param("digest", present.digest)
-        assert httpx_client.put(url, content=present.read_bytes()).status_code == 201
-    finally:
-        httpx_client.close()
+    with httpx.Client() as raw:  # the first layer made it before the (simulated) crash
+        start = raw.post(f"{target.url}/v2/app/blobs/uploads/")
+        url = httpx.URL(target.url).join(start.headers["Location"]).copy_add_param("digest", present.digest)
+        assert raw.put(url, content=present.read_bytes()).status_code == 201
 
     report = copy(source.url, "app", TAG, target_url=target.url, target_repo="app", tag=TAG)
 
@@ -150,9 +150,9 @@ def test_copy_by_tag_completes_a_partial_copy(registry_factory: object) -> None:
     assert report.digest == image.digest
 
 
-def test_concurrent_copies_share_blob_transfers(registry_factory: object) -> None:
-    source = registry_factory(name="src")  # type: ignore[operator]
-    target = registry_factory(name="dst")  # type: ignore[operator]
+def test_concurrent_copies_share_blob_transfers(registry_factory: RegistryFactory) -> None:
+    source = registry_factory(name="src")
+    target = registry_factory(name="dst")
     base = [make_layer({"base/os-release": b"prod-osbase 1\n" * 2000})]
     images = [image_for("app", f"2026112{i}_01", base=base) for i in range(4)]
     for i, image in enumerate(images):
@@ -206,9 +206,12 @@ def test_token_registry_copy_between_repositories_mounts(token_registry: AuthedR
     assert ["repository:s1/app:pull", "repository:s2/app:pull,push"] in scopes
 
 
-def test_skopeo_pushed_image_copies_byte_exact(registry_factory: object, skopeo: Skopeo, tmp_path: Path) -> None:
-    source = registry_factory(name="src")  # type: ignore[operator]
-    target = registry_factory(name="dst")  # type: ignore[operator]
+@pytest.mark.skopeo
+def test_skopeo_pushed_image_copies_byte_exact(
+    registry_factory: RegistryFactory, skopeo: Skopeo, tmp_path: Path
+) -> None:
+    source = registry_factory(name="src")
+    target = registry_factory(name="dst")
     image = image_for("app", TAG, fmt="oci", platforms=("linux/amd64", "linux/arm64"))
     layout = write_oci_layout(image, tmp_path / "layout", TAG)
     skopeo.copy(f"oci:{layout}:{TAG}", f"docker://{source.host}/app:{TAG}")
@@ -220,11 +223,12 @@ def test_skopeo_pushed_image_copies_byte_exact(registry_factory: object, skopeo:
     assert skopeo.digest(f"docker://{target.host}/copied/app:{TAG}") == pushed
 
 
+@pytest.mark.skopeo
 def test_reconciler_copied_image_is_pulled_intact_by_skopeo(
-    registry_factory: object, skopeo: Skopeo, tmp_path: Path
+    registry_factory: RegistryFactory, skopeo: Skopeo, tmp_path: Path
 ) -> None:
-    source = registry_factory(name="src")  # type: ignore[operator]
-    target = registry_factory(name="dst")  # type: ignore[operator]
+    source = registry_factory(name="src")
+    target = registry_factory(name="dst")
     image = image_for("app", TAG, fmt="docker", platforms=("linux/amd64", "linux/arm64"))
     push_image(image, source.url, "app", TAG)
     copy(source.url, "app", image.digest, target_url=target.url, target_repo="app", tag=TAG)
