@@ -123,7 +123,9 @@ async def execute(
 class Progress:
     """Progress bars for ``apply`` on a terminal (rich), silent anywhere else.
 
-    Use as a context manager and pass ``advance`` as (part of) the result callback.
+    One live display with two bars: actions (done / total, failures so far, the last one finished) and
+    bytes copied (the total grows as blob transfers start). It is also a ``CopyProgress`` so the
+    copier can report bytes to it. Use as a context manager; ``advance`` takes each action's result.
     """
 
     def __init__(self, total: int, *, stream: IO[str] | None = None, enabled: bool | None = None) -> None:
@@ -131,32 +133,33 @@ class Progress:
         self.enabled = bool(self._stream.isatty()) if enabled is None else enabled
         self._total = total
         self._progress: Any = None
-        self._task: Any = None
+        self._actions: Any = None
+        self._bytes: Any = None
         self._failed = 0
+        self._bytes_done = 0
+        self._bytes_total = 0
 
     def __enter__(self) -> Progress:
         if self.enabled and self._total:
             from rich.console import Console  # noqa: PLC0415  (rich only when drawing)
             from rich.progress import (  # noqa: PLC0415
                 BarColumn,
-                MofNCompleteColumn,
                 TextColumn,
                 TimeElapsedColumn,
             )
             from rich.progress import Progress as RichProgress  # noqa: PLC0415
 
             self._progress = RichProgress(
-                TextColumn("[bold]apply"),
+                TextColumn("[bold]{task.description:>7}"),
                 BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[failed]} failed"),
+                TextColumn("{task.fields[detail]}"),
                 TimeElapsedColumn(),
-                TextColumn("{task.description}"),
                 console=Console(file=self._stream),
                 transient=False,
             )
             self._progress.start()
-            self._task = self._progress.add_task("", total=self._total, failed=0)
+            self._actions = self._progress.add_task("actions", total=self._total, detail="")
+            self._bytes = self._progress.add_task("bytes", total=1, detail="")
         return self
 
     def advance(self, result: ActionResult) -> None:
@@ -165,16 +168,47 @@ class Progress:
         if not result.succeeded:
             self._failed += 1
         action = result.action
+        done = self._progress.tasks[0].completed + 1
         self._progress.update(
-            self._task,
+            self._actions,
             advance=1,
-            failed=self._failed,
-            description=f"{action.environment} {action.image}:{action.tag} {result.outcome.value}",
+            detail=f"{done:.0f}/{self._total}, {self._failed} failed; "
+            f"{action.environment} {action.image}:{action.tag} {result.outcome.value}",
         )
+
+    def _show_bytes(self) -> None:
+        if self._progress is None:
+            return
+        self._progress.update(
+            self._bytes,
+            completed=self._bytes_done,
+            total=max(self._bytes_total, 1),
+            detail=f"{_size(self._bytes_done)} / {_size(self._bytes_total)}",
+        )
+
+    def blob_started(self, digest: str, size: int) -> None:
+        self._bytes_total += max(size, 0)
+        self._show_bytes()
+
+    def blob_advanced(self, digest: str, nbytes: int) -> None:
+        self._bytes_done += nbytes
+        self._show_bytes()
+
+    def blob_finished(self, digest: str, outcome: str) -> None:
+        self._show_bytes()
 
     def __exit__(self, *exc: object) -> None:
         if self._progress is not None:
             self._progress.stop()
+
+
+def _size(count: int) -> str:
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{count} B"
 
 
 def failed_results(results: Sequence[ActionResult]) -> list[ActionResult]:

@@ -137,7 +137,14 @@ async def reconcile_pass(
         bars.advance(result)
 
     with Progress(len(plan), stream=progress_stream, enabled=progress) as bars:
-        results = await execute(plan, access, concurrency=apply_concurrency, on_result=on_result)
+        watch = getattr(access, "watch", None)  # a RegistryPool reports bytes; other accesses need not
+        if watch is not None and bars.enabled:
+            watch(bars)
+        try:
+            results = await execute(plan, access, concurrency=apply_concurrency, on_result=on_result)
+        finally:
+            if watch is not None:
+                watch(None)
     finished = time.monotonic()
     return PassReport(
         desired,

@@ -26,7 +26,7 @@ from reconciler.model.plan import Location
 if TYPE_CHECKING:
     import httpx
 
-    from reconciler.registry import Copier, CopyProgress, RegistryClient, RetryPolicy
+    from reconciler.registry import BlobOutcome, Copier, CopyProgress, RegistryClient, RetryPolicy
 
 DEFAULT_PARALLEL_BLOBS = 16
 
@@ -50,6 +50,25 @@ def _without_httpx_cli() -> None:
     sys.modules["httpx._main"] = stand_in
 
 
+class _ProgressRelay:
+    """The copier's progress sink; forwards to whatever display the current pass attached (or nowhere)."""
+
+    def __init__(self) -> None:
+        self.target: CopyProgress | None = None
+
+    def blob_started(self, digest: str, size: int) -> None:
+        if self.target is not None:
+            self.target.blob_started(digest, size)
+
+    def blob_advanced(self, digest: str, nbytes: int) -> None:
+        if self.target is not None:
+            self.target.blob_advanced(digest, nbytes)
+
+    def blob_finished(self, digest: str, outcome: BlobOutcome) -> None:
+        if self.target is not None:
+            self.target.blob_finished(digest, outcome)
+
+
 class RegistryPool:
     """The registries of one desired state, as the engine's ``RegistryAccess``."""
 
@@ -61,7 +80,6 @@ class RegistryPool:
         insecure: bool = False,
         retry: RetryPolicy | None = None,
         transport_for: Callable[[str], httpx.AsyncBaseTransport | None] | None = None,
-        progress: CopyProgress | None = None,
         parallel_blobs: int = DEFAULT_PARALLEL_BLOBS,
         max_concurrency: int | None = None,
     ) -> None:
@@ -75,7 +93,12 @@ class RegistryPool:
         self._transport_for = transport_for
         self._max_concurrency = max_concurrency
         self._clients: dict[str, RegistryClient] = {}
-        self.copier: Copier = Copier(max_parallel_blobs=parallel_blobs, progress=progress)
+        self._relay = _ProgressRelay()
+        self.copier: Copier = Copier(max_parallel_blobs=parallel_blobs, progress=self._relay)
+
+    def watch(self, progress: CopyProgress | None) -> None:
+        """Report blob transfers of the following copies to ``progress`` (None: to nobody)."""
+        self._relay.target = progress
 
     @property
     def clients(self) -> Mapping[str, RegistryClient]:

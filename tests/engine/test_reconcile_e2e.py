@@ -288,3 +288,35 @@ def test_mutable_environment_moves_a_conflicting_tag_and_audits_it(landscape: La
     assert record["action"] == "conflict"
     assert record["result"] == "ok"
     assert stale != wanted
+
+
+def test_progress_on_a_terminal_shows_actions_and_bytes(landscape: Landscape) -> None:
+    import asyncio
+    import io
+
+    from reconciler.engine.reconcile import reconcile_pass
+    from reconciler.engine.registries import RegistryPool
+    from reconciler.manifests import load_desired_state
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    root = landscape.promote_everywhere(VERSIONS[:2], envs=("d", "t"))
+    desired = load_desired_state(root)
+    screen = Terminal()
+
+    async def run() -> None:
+        pool = RegistryPool(desired.config)
+        try:
+            report = await reconcile_pass(desired, pool, dry_run=False, progress_stream=screen)
+            assert not report.failures
+        finally:
+            await pool.aclose()
+
+    asyncio.run(run())
+    text = screen.getvalue()
+    assert "actions" in text
+    assert "2/2, 0 failed" in text
+    assert "bytes" in text
+    assert "KiB" in text
