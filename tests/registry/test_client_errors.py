@@ -465,3 +465,11 @@ def test_same_registry_copy_with_declined_mounts_cannot_deadlock_on_request_slot
     asyncio.run(run())
     assert ("dst", "v1") in fake.manifests
     assert sha256(layers[0]) in fake.completed_uploads
+
+
+def test_proxy_variables_select_httpx_own_transport(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    assert RegistryClient(url="https://registry.example.com")._fast
+    monkeypatch.setenv("https_proxy", "http://proxy.example.com:3128")
+    assert not RegistryClient(url="https://registry.example.com")._fast  # httpx honours the proxy variables
