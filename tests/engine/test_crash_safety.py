@@ -41,7 +41,7 @@ def _seed_trial(land: Landscape, trial: int) -> Path:
     triples = []
     for i, (name, tag) in enumerate(_versions(trial)):
         platforms = ("linux/amd64", "linux/arm64") if i == 0 else ("linux/amd64",)
-        digest = land.seed(name, tag, platforms=platforms, layer_count=3, layer_size=64 * 1024)
+        digest = land.seed(name, tag, platforms=platforms, layer_count=2, layer_size=32 * 1024)
         triples.append((name, tag, digest))
     return land.write({env: list(triples) for env in ("d", "t", "s1", "s2", "p")})
 
