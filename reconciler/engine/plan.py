@@ -159,7 +159,17 @@ def plan(desired: DesiredState, observed: ObservedState, only: Collection[str] |
     scheduled: dict[ManifestKey, int] = {}
     in_sync = 0
 
-    def add(target: Target, kind: ActionKind, **fields: object) -> Action:
+    def add(
+        target: Target,
+        kind: ActionKind,
+        *,
+        reason: str,
+        source: Location | None = None,
+        source_environment: str | None = None,
+        depends_on: tuple[int, ...] = (),
+        current_digest: str | None = None,
+        resolution: ConflictResolution | None = None,
+    ) -> Action:
         action = Action(
             id=len(actions),
             kind=kind,
@@ -169,7 +179,12 @@ def plan(desired: DesiredState, observed: ObservedState, only: Collection[str] |
             repository=target.repository,
             tag=target.pin.tag,
             digest=target.pin.digest,
-            **fields,  # type: ignore[arg-type]
+            source=source,
+            source_environment=source_environment,
+            current_digest=current_digest,
+            resolution=resolution,
+            depends_on=depends_on,
+            reason=reason,
         )
         actions.append(action)
         return action
@@ -198,9 +213,7 @@ def plan(desired: DesiredState, observed: ObservedState, only: Collection[str] |
             continue
         kind_if_content_here = ActionKind.CONFLICT if conflict else ActionKind.RETAG
         kind_if_copied = ActionKind.CONFLICT if conflict else ActionKind.COPY
-        conflict_fields: dict[str, object] = (
-            {"current_digest": current, "resolution": ConflictResolution.MOVED} if conflict else {}
-        )
+        moved = ConflictResolution.MOVED if conflict else None  # current is the digest the tag moves from
         moving = f"move tag from {current}; " if conflict else ""
 
         target_key = target.manifest_key
@@ -209,7 +222,8 @@ def plan(desired: DesiredState, observed: ObservedState, only: Collection[str] |
                 target,
                 kind_if_content_here,
                 reason=f"{moving}manifest already in {target.registry}/{target.repository}: tag it",
-                **conflict_fields,
+                current_digest=current,
+                resolution=moved,
             )
             scheduled.setdefault(target_key, action.id)
             continue
@@ -220,7 +234,8 @@ def plan(desired: DesiredState, observed: ObservedState, only: Collection[str] |
                 depends_on=(scheduled[target_key],),
                 reason=f"{moving}manifest arrives in {target.registry}/{target.repository} by action "
                 f"#{scheduled[target_key]}: tag it",
-                **conflict_fields,
+                current_digest=current,
+                resolution=moved,
             )
             continue
 
@@ -235,7 +250,8 @@ def plan(desired: DesiredState, observed: ObservedState, only: Collection[str] |
                 depends_on=(dependency,) if dependency is not None else (),
                 reason=f"{moving}copy from {source_env} ({location})"
                 + (f" after action #{dependency}" if dependency is not None else ""),
-                **conflict_fields,
+                current_digest=current,
+                resolution=moved,
             )
             scheduled[target_key] = action.id
             continue
