@@ -104,6 +104,11 @@ class AuditLog:
                 raise ReconcilerError(f"cannot open the audit log {self.path}: {exc.strerror}") from exc
         return self._fd
 
+    def ensure_writable(self) -> None:
+        """Open the file now, so an unwritable audit log stops a run BEFORE it changes anything."""
+        if self.path is not None:
+            self._open()
+
     def append(self, record: AuditRecord) -> None:
         line = (record.to_json() + "\n").encode("utf-8")
         if self.path is not None:

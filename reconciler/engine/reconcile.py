@@ -131,6 +131,9 @@ async def reconcile_pass(
     if dry_run:
         return PassReport(desired, observed, plan, None, observed_at - started, planned_at - observed_at)
 
+    if audit is not None:
+        audit.ensure_writable()
+
     def on_result(result: ActionResult) -> None:
         if audit is not None:
             audit.append(audit_record(result, desired))

@@ -110,3 +110,25 @@ def test_default_path_honours_the_environment(monkeypatch: pytest.MonkeyPatch, t
     monkeypatch.delenv(AUDIT_LOG_ENV)
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
     assert default_audit_path() == tmp_path / "reconciler" / "audit.jsonl"
+
+
+def test_unwritable_audit_log_stops_apply_before_any_write(tmp_path: Path) -> None:
+    import asyncio
+
+    from reconciler.engine.reconcile import reconcile_pass
+    from reconciler.errors import ReconcilerError
+
+    from .states import digest_of, full_chain
+    from .test_execute import FakeAccess
+    from .world import World
+
+    world = World()
+    world.put("dev", "d/payments/api", "20261127_01", digest_of("payments/api" + "20261127_01"))
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    audit = AuditLog(blocker / "audit.jsonl")
+    access = FakeAccess(world)
+    with pytest.raises(ReconcilerError, match="cannot open the audit log"):
+        asyncio.run(reconcile_pass(full_chain(("payments/api",)), access, dry_run=False, audit=audit, progress=False))
+    assert world.writes == []
+    assert access.max_in_flight == 0
