@@ -157,6 +157,8 @@ def plan(desired: DesiredState, observed: ObservedState, only: Collection[str] |
     presence = _Presence(observed)
     actions: list[Action] = []
     scheduled: dict[ManifestKey, int] = {}
+    failed: dict[ManifestKey, Action] = {}
+    """Targets whose action can only fail: what downstream environments cannot copy from."""
     in_sync = 0
 
     def add(
@@ -194,7 +196,9 @@ def plan(desired: DesiredState, observed: ObservedState, only: Collection[str] |
         tag_error = observed.error(target.tag_key)
         if tag_error is not None:
             where = f"{target.registry}/{target.repository}"
-            add(target, ActionKind.UNREACHABLE, reason=f"cannot read {where}: {tag_error}")
+            failed[target.manifest_key] = add(
+                target, ActionKind.UNREACHABLE, reason=f"cannot read {where}: {tag_error}"
+            )
             continue
         current = observed.tag_digest(target.tag_key)
         if current == target.pin.digest:
@@ -256,12 +260,27 @@ def plan(desired: DesiredState, observed: ObservedState, only: Collection[str] |
             scheduled[target_key] = action.id
             continue
         target_error = observed.error(target_key)
-        if target_error is not None or error_sources:
+        # Sources that would have received the digest in this pass, but whose own action cannot succeed.
+        blocked = [
+            failed[key]
+            for key in (
+                ManifestKey(registry, source_env.repository(target.pin.image), target.pin.digest)
+                for source_env, registry, _sibling in _candidate_sources(desired, target)
+            )
+            if key in failed
+        ]
+        upstream_unreachable = [a for a in blocked if a.kind is ActionKind.UNREACHABLE]
+        if target_error is not None or error_sources or upstream_unreachable:
             problems = [f"{target.registry}/{target.repository}: {target_error}"] if target_error else []
             problems += [f"{loc}: {message}" for loc, message in error_sources]
-            add(target, ActionKind.UNREACHABLE, reason="cannot look up the digest in " + "; ".join(problems))
+            problems += [f"{a.environment} cannot receive it first (#{a.id}: {a.reason})" for a in upstream_unreachable]
+            failed[target_key] = add(
+                target, ActionKind.UNREACHABLE, reason="cannot look up the digest: " + "; ".join(problems)
+            )
             continue
-        add(target, ActionKind.MISSING, reason=_missing_reason(desired, target, only))
+        reason = _missing_reason(desired, target, only)
+        reason += "".join(f"; {a.environment} is missing it too (#{a.id})" for a in blocked)
+        failed[target_key] = add(target, ActionKind.MISSING, reason=reason)
 
     selected = tuple(env.name for env in selected_environments(desired, only))
     return Plan(actions=tuple(actions), in_sync=in_sync, environments=selected)

@@ -136,6 +136,8 @@ def test_missing_upstream_fails_that_image_and_its_downstream_only() -> None:
     assert {a.kind for a in api} == {ActionKind.MISSING}
     assert len(api) == 5
     assert "dev/d/payments/api" in api[0].reason
+    assert api[1].environment == "s1"
+    assert f"t is missing it too (#{api[0].id})" in api[1].reason
     assert {a.kind for a in web} == {ActionKind.COPY}
 
 
@@ -157,8 +159,11 @@ def test_unreadable_source_registry_is_unreachable_naming_the_source() -> None:
     result = plan(desired, world.observe(desired))
     assert result.actions[0].kind is ActionKind.UNREACHABLE
     assert "dev/d/payments/api" in result.actions[0].reason
-    # downstream environments have nowhere to copy from either
-    assert all(a.fails for a in result)
+    # downstream environments cannot get it either, and say so: unreachable because of dev, not "missing"
+    assert {a.kind for a in result} == {ActionKind.UNREACHABLE}
+    s1 = next(a for a in result if a.environment == "s1")
+    assert "t cannot receive it first (#0: " in s1.reason
+    assert "dev/d/payments/api" in s1.reason
 
 
 def test_production_site_healed_from_the_other_site_when_upstream_dropped_the_version() -> None:
