@@ -143,9 +143,14 @@ def run_demo(
     from reconciler.testing.imagegen import image_for, push_image  # noqa: PLC0415
     from reconciler.testing.localregistry import LocalRegistry  # noqa: PLC0415
 
-    example = example or DEFAULT_EXAMPLE
+    if example is None:
+        # The project checkout (editable install), else the current directory (a clone, installed non-editable).
+        candidates = [DEFAULT_EXAMPLE, Path.cwd() / "examples" / "manifests"]
+        example = next((c for c in candidates if (c / "reconciler.yaml").is_file()), DEFAULT_EXAMPLE)
     if not (example / "reconciler.yaml").is_file():
-        raise ReconcilerError(f"demo: the example desired state is not at {example}")
+        raise ReconcilerError(
+            f"demo: the example desired state is not at {example}; run from the project's checkout or pass --example"
+        )
     started = time.monotonic()
     example_state = load_desired_state(example)
 

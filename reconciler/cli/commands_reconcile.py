@@ -272,13 +272,17 @@ def demo(
     keep_running: Annotated[
         bool, typer.Option("--keep-running", help="Leave the registries running until Ctrl-C, to explore them.")
     ] = False,
+    example: Annotated[
+        Path | None,
+        typer.Option("--example", help="Desired state to demo (default: the project's examples/manifests)."),
+    ] = None,
 ) -> None:
     """Run the whole product locally: five registries, seeded images, validate, plan, apply, plan again."""
     from reconciler.demo import run_demo
     from reconciler.errors import ReconcilerError
 
     try:
-        ok = run_demo(data_dir=data_dir, keep_running=keep_running, out=sys.stdout)
+        ok = run_demo(data_dir=data_dir, keep_running=keep_running, out=sys.stdout, example=example)
     except ReconcilerError as exc:
         err(f"demo failed: {exc}")
         raise typer.Exit(int(ExitCode.FAILURE)) from None
