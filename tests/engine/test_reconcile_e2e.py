@@ -320,3 +320,37 @@ def test_progress_on_a_terminal_shows_actions_and_bytes(landscape: Landscape) ->
     assert "2/2, 0 failed" in text
     assert "bytes" in text
     assert "KiB" in text
+
+
+def test_apply_with_credentials_from_environment_never_prints_them(
+    registry_factory: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    password = "s3cret-Pa55word-for-prod-b"
+
+    def start(**kwargs: object) -> LocalRegistry:
+        if kwargs.get("name") == "prod-b":
+            kwargs["basic_auth"] = {"deployer": password}
+        return registry_factory(**kwargs)  # type: ignore[operator,no-any-return]
+
+    land = start_landscape(start, tmp_path / "state")
+    root = land.promote_everywhere(VERSIONS[:1])
+    audit = tmp_path / "audit.jsonl"
+
+    # no credentials: prod-b refuses, every other registry converges, nothing leaks
+    code, out, err = cli("apply", str(root), "--audit-log", str(audit))
+    assert code == ExitCode.FAILURE
+    assert "p prod-b payments/api:20261127_01" in err
+    assert "401" in err or "auth" in err.lower()
+
+    monkeypatch.setenv("RECONCILER_REGISTRY_PROD_B_USERNAME", "deployer")
+    monkeypatch.setenv("RECONCILER_REGISTRY_PROD_B_PASSWORD", "wrong-" + password)
+    code, out2, err2 = cli("apply", str(root), "--audit-log", str(audit), "--output", "json")
+    assert code == ExitCode.FAILURE
+    monkeypatch.setenv("RECONCILER_REGISTRY_PROD_B_PASSWORD", password)
+    code, out3, err3 = cli("apply", str(root), "--audit-log", str(audit))
+    assert code == ExitCode.OK, err3
+    code, out4, _ = cli("plan", str(root), "--detailed-exitcode", "--output", "json")
+    assert code == ExitCode.OK, out4
+    everything = "".join([out, err, out2, err2, out3, err3, out4, audit.read_text()])
+    assert password not in everything
+    assert "deployer:" not in everything
