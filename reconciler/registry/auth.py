@@ -71,6 +71,19 @@ def repository_scope(repository: str, *actions: str) -> str:
 CATALOG_SCOPE = "registry:catalog:*"
 
 
+def normalize_scopes(scopes: Sequence[str]) -> tuple[str, ...]:
+    """One canonical form per set of scopes, so the token cache hits whatever order a registry writes
+    them in: distribution 2.8 challenges with ``pull,push`` on one request and ``push,pull`` on the next.
+    Actions of the same resource are merged and sorted; resources are sorted."""
+    actions: dict[str, set[str]] = {}
+    for scope in scopes:
+        resource, _, wanted = scope.rpartition(":")
+        if not resource:
+            resource, wanted = scope, ""
+        actions.setdefault(resource, set()).update(a for a in wanted.split(",") if a)
+    return tuple(f"{resource}:{','.join(sorted(acts))}" for resource, acts in sorted(actions.items()))
+
+
 @dataclass(slots=True)
 class _Token:
     value: str
@@ -115,7 +128,7 @@ class Authenticator:
         return self._credentials
 
     def _key(self, scopes: Sequence[str]) -> tuple[str, ...]:
-        return tuple(sorted(set(scopes)))
+        return normalize_scopes(scopes)
 
     async def authorization(
         self, scopes: Sequence[str], fetch: Callable[[httpx.Request], Awaitable[httpx.Response]]

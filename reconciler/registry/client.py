@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import contextvars
 import datetime
+import functools
 import hashlib
 import ipaddress
 import logging
@@ -408,24 +409,8 @@ class RegistryClient:
     ) -> httpx.Response:
         """One request, authenticated (retried once after a 401 challenge). No retry on failures:
         callers wrap this in ``with_retries`` where repeating is safe. A streamed response must be closed."""
-        if not self._auth.learned:
-            # Only the first request learns how this registry authenticates; the others wait for it
-            # instead of all collecting the same 401.
-            async with self._auth.learning_lock:
-                if not self._auth.learned:
-                    return await self._exchange_once(
-                        method=method,
-                        url=url,
-                        scopes=scopes,
-                        what=what,
-                        repository=repository,
-                        digest=digest,
-                        headers=headers,
-                        params=params,
-                        content=content,
-                        stream=stream,
-                    )
-        return await self._exchange_once(
+        exchange = functools.partial(
+            self._exchange_once,
             method=method,
             url=url,
             scopes=scopes,
@@ -437,6 +422,13 @@ class RegistryClient:
             content=content,
             stream=stream,
         )
+        if not self._auth.learned:
+            # Only the first request learns how this registry authenticates; the others wait for it
+            # instead of all collecting the same 401.
+            async with self._auth.learning_lock:
+                if not self._auth.learned:
+                    return await exchange()
+        return await exchange()
 
     async def _exchange_once(
         self,
