@@ -38,6 +38,7 @@ def landscape(registry_factory: object, tmp_path: Path) -> Landscape:
     return start_landscape(registry_factory, tmp_path / "state")  # type: ignore[arg-type]
 
 
+@pytest.mark.skopeo
 def test_apply_converges_five_environments_and_second_plan_is_empty(
     registry_factory: object, tmp_path: Path, skopeo: Skopeo
 ) -> None:
