@@ -159,12 +159,12 @@ def run_demo(
         urls: dict[str, str] = {}
         registries: dict[str, LocalRegistry] = {}
         for name in example_state.config.registries:
-            local = LocalRegistry(name=name, storage_dir=work / "registries" / name)
+            local = LocalRegistry(name=name, work_dir=work / "registries" / name)  # config, log and storage
             stack.callback(local.stop)
             local.start()
             registries[name] = local
             urls[name] = local.url
-            _say(out, f"  started registry {name:<7} {local.url}  (data: {work / 'registries' / name})")
+            _say(out, f"  started registry {name:<7} {local.url}  (data and log: {work / 'registries' / name})")
 
         versions = {(pin.image, pin.tag) for state in example_state.environments.values() for pin in state.versions()}
         images = {key: image_for(*key) for key in sorted(versions)}
