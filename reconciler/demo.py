@@ -204,9 +204,7 @@ def run_demo(
             pool = RegistryPool(desired.config, root=desired.root)
             try:
                 with AuditLog(audit_path) as audit:
-                    return await reconcile_pass(
-                        desired, pool, dry_run=dry_run, audit=None if dry_run else audit, progress=False
-                    )
+                    return await reconcile_pass(desired, pool, dry_run=dry_run, audit=None if dry_run else audit)
             finally:
                 await pool.aclose()
 

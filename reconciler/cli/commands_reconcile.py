@@ -81,11 +81,11 @@ def _run_pass(
     concurrency: int,
     audit_path: Path | None = None,
     json_log: bool = False,
-    progress: bool | None = None,
 ) -> PassReport:
     import asyncio
 
     from reconciler.audit import AuditLog
+    from reconciler.cli.progress import TransferBars
     from reconciler.engine.reconcile import reconcile_pass
     from reconciler.engine.registries import RegistryPool
 
@@ -100,14 +100,15 @@ def _run_pass(
                 dry_run=dry_run,
                 audit=audit,
                 apply_concurrency=concurrency,
-                progress=progress,
+                progress=bars if bars.enabled else None,
             )
         finally:
             await pool.aclose()
             if audit is not None:
                 audit.close()
 
-    return asyncio.run(run())
+    with TransferBars(enabled=None if not dry_run else False) as bars:  # bars on stderr, on a terminal only
+        return asyncio.run(run())
 
 
 def _fail(command: str, output: OutputFormat, code: ExitCode, message: str, **payload: Any) -> typer.Exit:

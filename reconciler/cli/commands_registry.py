@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from reconciler.cli.app import app
+from reconciler.cli.progress import TransferBars, human_size
 from reconciler.cli.render import OutputFormat, emit_json, envelope, err
 from reconciler.errors import ReconcilerError
 from reconciler.exitcodes import ExitCode
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
     from reconciler.model.manifest import Manifest
     from reconciler.model.reference import Reference
     from reconciler.registry import RegistryClient
-    from reconciler.registry.copier import BlobOutcome
     from reconciler.registry.mirror import ImageCopy
 
 T = TypeVar("T")
@@ -85,74 +85,6 @@ def _leaves(group: BaseExceptionGroup[Any]) -> list[BaseException]:
     return found
 
 
-def _size(count: int) -> str:
-    value = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{count} B"
-
-
-class _ProgressBars:
-    """Two bars on stderr (bytes and blobs) in one live display; totals grow as blobs are discovered."""
-
-    def __init__(self) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self._progress = Progress(
-            TextColumn("{task.description:>5}"),
-            BarColumn(),
-            TextColumn("{task.fields[detail]}"),
-            TimeElapsedColumn(),
-            console=Console(stderr=True),
-            transient=True,
-        )
-        self._bytes = self._progress.add_task("bytes", total=0, detail="")
-        self._blobs = self._progress.add_task("blobs", total=0, detail="")
-        self._bytes_done = 0
-        self._bytes_total = 0
-        self._blobs_done = 0
-        self._blobs_total = 0
-
-    def __enter__(self) -> _ProgressBars:
-        self._progress.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._progress.stop()
-
-    def _refresh(self) -> None:
-        self._progress.update(
-            self._bytes,
-            completed=self._bytes_done,
-            total=max(self._bytes_total, 1),
-            detail=f"{_size(self._bytes_done)} / {_size(self._bytes_total)}",
-        )
-        self._progress.update(
-            self._blobs,
-            completed=self._blobs_done,
-            total=max(self._blobs_total, 1),
-            detail=f"{self._blobs_done} / {self._blobs_total}",
-        )
-
-    def blob_started(self, digest: str, size: int) -> None:
-        self._bytes_total += max(size, 0)
-        self._blobs_total += 1
-        self._refresh()
-
-    def blob_advanced(self, digest: str, nbytes: int) -> None:
-        self._bytes_done += nbytes
-        self._refresh()
-
-    def blob_finished(self, digest: str, outcome: BlobOutcome) -> None:
-        if outcome != "copied":  # mounted or found present: never "started" as a transfer
-            self._blobs_total += 1
-        self._blobs_done += 1
-        self._refresh()
-
-
 def _copy_line(result: ImageCopy) -> str:
     if result.error is not None:
         return f"FAILED   {result.source} -> {result.target}: {result.error}"
@@ -161,7 +93,7 @@ def _copy_line(result: ImageCopy) -> str:
     if report.already_present:
         return f"present  {result.target} {report.digest}"
     detail = (
-        f"{report.blobs_copied} blobs copied ({_size(report.bytes_copied)}), "
+        f"{report.blobs_copied} blobs copied ({human_size(report.bytes_copied)}), "
         f"{report.blobs_mounted} mounted, {report.blobs_skipped} already there"
     )
     return f"copied   {result.source} -> {result.target} {report.digest} ({detail})"
@@ -225,8 +157,10 @@ def copy(
             raise _usage(f"{destination}: the destination takes a tag, not a digest")
         src_host, dst_host = src_ref.api_host, dst_ref.api_host
 
-    progress = _ProgressBars() if sys.stderr.isatty() and output != OutputFormat.json else None
-    copier = Copier(max_parallel_blobs=blobs, progress=progress)
+    progress = TransferBars(
+        show_blobs=True, transient=True, enabled=sys.stderr.isatty() and output != OutputFormat.json
+    )
+    copier = Copier(max_parallel_blobs=blobs, progress=progress if progress.enabled else None)
 
     async def work() -> list[ImageCopy]:
         source_client = _client(src_host, insecure)
@@ -280,10 +214,7 @@ def copy(
             if target_client is not source_client:
                 await target_client.aclose()
 
-    if progress is not None:
-        with progress:
-            results = _run(work)
-    else:
+    with progress:
         results = _run(work)
     failed = [r for r in results if not r.ok]
     if output == OutputFormat.json:
@@ -301,7 +232,7 @@ def copy(
         summary = _summary(results)
         err(
             f"{summary['images']} images: {summary['copied']} copied, {summary['present']} already present, "
-            f"{summary['failed']} failed; {_size(summary['bytes_copied'])} transferred"
+            f"{summary['failed']} failed; {human_size(summary['bytes_copied'])} transferred"
         )
     for result in failed:
         err(f"error: {result.source}: {result.error}")
@@ -420,9 +351,9 @@ def inspect(
     typer.echo(f"{bullet}cmd:        {json.dumps(image['cmd'])}")
     for key, value in sorted((image["labels"] or {}).items()):
         typer.echo(f"{bullet}label:      {key}={value}")
-    typer.echo(f"{bullet}size:       {_size(document['size'])} in {len(document['layers'])} layers")
+    typer.echo(f"{bullet}size:       {human_size(document['size'])} in {len(document['layers'])} layers")
     for layer in document["layers"]:
-        typer.echo(f"  {bullet}{layer['digest']} {_size(layer['size'])}")
+        typer.echo(f"  {bullet}{layer['digest']} {human_size(layer['size'])}")
 
 
 def _inspect_document(ref: Reference, manifest: Manifest, config: dict[str, Any] | None) -> dict[str, Any]:

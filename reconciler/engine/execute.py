@@ -17,16 +17,16 @@ draws progress bars with rich only when given a terminal; otherwise it prints no
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import IO, Any
+from typing import Protocol
 
 from reconciler.engine.access import RegistryAccess
 from reconciler.errors import ReconcilerError
 from reconciler.model.plan import Action, ActionKind, ConflictResolution, Plan
+from reconciler.registry.copier import CopyProgress
 
 DEFAULT_APPLY_CONCURRENCY = 16
 
@@ -120,95 +120,13 @@ async def execute(
     return [results[action.id] for action in plan]
 
 
-class Progress:
-    """Progress bars for ``apply`` on a terminal (rich), silent anywhere else.
+class ApplyProgress(CopyProgress, Protocol):
+    """Receives the progress of an apply: how many actions, each result as it happens, and (as a
+    ``CopyProgress``) the blob transfers of the copies. The CLI draws it; the engine never does."""
 
-    One live display with two bars: actions (done / total, failures so far, the last one finished) and
-    bytes copied (the total grows as blob transfers start). It is also a ``CopyProgress`` so the
-    copier can report bytes to it. Use as a context manager; ``advance`` takes each action's result.
-    """
+    def started(self, total: int) -> None: ...
 
-    def __init__(self, total: int, *, stream: IO[str] | None = None, enabled: bool | None = None) -> None:
-        self._stream = stream if stream is not None else sys.stderr
-        self.enabled = bool(self._stream.isatty()) if enabled is None else enabled
-        self._total = total
-        self._progress: Any = None
-        self._actions: Any = None
-        self._bytes: Any = None
-        self._failed = 0
-        self._bytes_done = 0
-        self._bytes_total = 0
-
-    def __enter__(self) -> Progress:
-        if self.enabled and self._total:
-            from rich.console import Console  # noqa: PLC0415  (rich only when drawing)
-            from rich.progress import (  # noqa: PLC0415
-                BarColumn,
-                TextColumn,
-                TimeElapsedColumn,
-            )
-            from rich.progress import Progress as RichProgress  # noqa: PLC0415
-
-            self._progress = RichProgress(
-                TextColumn("[bold]{task.description:>7}"),
-                BarColumn(),
-                TextColumn("{task.fields[detail]}"),
-                TimeElapsedColumn(),
-                console=Console(file=self._stream),
-                transient=False,
-            )
-            self._progress.start()
-            self._actions = self._progress.add_task("actions", total=self._total, detail="")
-            self._bytes = self._progress.add_task("bytes", total=1, detail="")
-        return self
-
-    def advance(self, result: ActionResult) -> None:
-        if self._progress is None:
-            return
-        if not result.succeeded:
-            self._failed += 1
-        action = result.action
-        done = self._progress.tasks[0].completed + 1
-        self._progress.update(
-            self._actions,
-            advance=1,
-            detail=f"{done:.0f}/{self._total}, {self._failed} failed; "
-            f"{action.environment} {action.image}:{action.tag} {result.outcome.value}",
-        )
-
-    def _show_bytes(self) -> None:
-        if self._progress is None:
-            return
-        self._progress.update(
-            self._bytes,
-            completed=self._bytes_done,
-            total=max(self._bytes_total, 1),
-            detail=f"{_size(self._bytes_done)} / {_size(self._bytes_total)}",
-        )
-
-    def blob_started(self, digest: str, size: int) -> None:
-        self._bytes_total += max(size, 0)
-        self._show_bytes()
-
-    def blob_advanced(self, digest: str, nbytes: int) -> None:
-        self._bytes_done += nbytes
-        self._show_bytes()
-
-    def blob_finished(self, digest: str, outcome: str) -> None:
-        self._show_bytes()
-
-    def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-
-
-def _size(count: int) -> str:
-    value = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{count} B"
+    def advance(self, result: ActionResult) -> None: ...
 
 
 def failed_results(results: Sequence[ActionResult]) -> list[ActionResult]:

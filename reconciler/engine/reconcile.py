@@ -4,8 +4,8 @@
 ``plan`` shows is exactly what ``apply`` would do from the same observation. The pass returns a
 ``PassReport`` (data, no formatting) that the CLI renders and the controller turns into status.
 
-It never maps errors to exit codes (the CLI does), never prints (progress bars excepted, and only on a
-terminal), and writes to registries only through ``RegistryAccess`` and only when not a dry run.
+It never maps errors to exit codes (the CLI does), never prints (progress goes to an observer the CLI
+draws), and writes to registries only through ``RegistryAccess`` and only when not a dry run.
 """
 
 from __future__ import annotations
@@ -14,11 +14,10 @@ import dataclasses
 import time
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import IO
 
 from reconciler.audit import AuditLog, AuditRecord
 from reconciler.engine.access import RegistryAccess
-from reconciler.engine.execute import DEFAULT_APPLY_CONCURRENCY, ActionResult, Outcome, Progress, execute
+from reconciler.engine.execute import DEFAULT_APPLY_CONCURRENCY, ActionResult, ApplyProgress, Outcome, execute
 from reconciler.engine.observe import DEFAULT_OBSERVE_CONCURRENCY, observe
 from reconciler.engine.plan import plan as make_plan
 from reconciler.engine.plan import selected_environments
@@ -109,13 +108,13 @@ async def reconcile_pass(
     audit: AuditLog | None = None,
     observe_concurrency: int = DEFAULT_OBSERVE_CONCURRENCY,
     apply_concurrency: int = DEFAULT_APPLY_CONCURRENCY,
-    progress_stream: IO[str] | None = None,
-    progress: bool | None = None,
+    progress: ApplyProgress | None = None,
 ) -> PassReport:
     """Observe the registries, plan, and (unless ``dry_run``) execute and audit every action.
 
     ``only`` restricts the pass to some environments (KeyError-free: unknown names raise
-    ``ReconcilerError`` naming them). ``progress`` None means "bars only on a terminal".
+    ``ReconcilerError`` naming them). ``progress`` receives the action count, each result and the blob
+    transfers (the CLI draws bars from it).
     """
     try:
         selected_environments(desired, only)
@@ -137,17 +136,19 @@ async def reconcile_pass(
     def on_result(result: ActionResult) -> None:
         if audit is not None:
             audit.append(audit_record(result, desired))
-        bars.advance(result)
+        if progress is not None:
+            progress.advance(result)
 
-    with Progress(len(plan), stream=progress_stream, enabled=progress) as bars:
-        watch = getattr(access, "watch", None)  # a RegistryPool reports bytes; other accesses need not
-        if watch is not None and bars.enabled:
-            watch(bars)
-        try:
-            results = await execute(plan, access, concurrency=apply_concurrency, on_result=on_result)
-        finally:
-            if watch is not None:
-                watch(None)
+    watch = getattr(access, "watch", None) if progress is not None else None  # a RegistryPool reports bytes
+    if progress is not None:
+        progress.started(len(plan))
+    if watch is not None:
+        watch(progress)
+    try:
+        results = await execute(plan, access, concurrency=apply_concurrency, on_result=on_result)
+    finally:
+        if watch is not None:
+            watch(None)
     finished = time.monotonic()
     return PassReport(
         desired,

@@ -129,6 +129,6 @@ def test_unwritable_audit_log_stops_apply_before_any_write(tmp_path: Path) -> No
     audit = AuditLog(blocker / "audit.jsonl")
     access = FakeAccess(world)
     with pytest.raises(ReconcilerError, match="cannot open the audit log"):
-        asyncio.run(reconcile_pass(full_chain(("payments/api",)), access, dry_run=False, audit=audit, progress=False))
+        asyncio.run(reconcile_pass(full_chain(("payments/api",)), access, dry_run=False, audit=audit))
     assert world.writes == []
     assert access.max_in_flight == 0

@@ -74,7 +74,7 @@ def test_failed_stage_skips_its_downstream_and_spares_other_sites_and_images(tmp
     access = FakeAccess(world, failing_registry="prod-a")
     audit_path = tmp_path / "audit.jsonl"
     with AuditLog(audit_path) as audit:
-        report = asyncio.run(reconcile_pass(desired, access, dry_run=False, audit=audit, progress=False))
+        report = asyncio.run(reconcile_pass(desired, access, dry_run=False, audit=audit))
     assert report.results is not None
     outcomes = {(r.action.image, r.action.registry): r.outcome for r in report.results}
     assert outcomes[("payments/api", "prod-a")] is Outcome.FAILED
@@ -91,7 +91,7 @@ def test_failed_stage_skips_its_downstream_and_spares_other_sites_and_images(tmp
 def test_dependency_failure_skips_the_chain() -> None:
     desired = full_chain(("payments/api",))
     access = FakeAccess(seeded(("payments/api",)), failing_registry="test")
-    report = asyncio.run(reconcile_pass(desired, access, dry_run=False, progress=False))
+    report = asyncio.run(reconcile_pass(desired, access, dry_run=False))
     assert report.results is not None
     assert [r.outcome for r in report.results] == [Outcome.FAILED] + [Outcome.SKIPPED] * 4
     assert "needs #0 copy test/t/payments/api" in (report.results[1].error or "")
@@ -116,7 +116,7 @@ def test_concurrency_is_bounded_and_dry_run_writes_nothing() -> None:
 def test_progress_bars_draw_on_a_terminal_and_stay_silent_elsewhere() -> None:
     import io
 
-    from reconciler.engine.execute import Progress
+    from reconciler.cli.progress import TransferBars
 
     class Terminal(io.StringIO):
         def isatty(self) -> bool:
@@ -125,11 +125,12 @@ def test_progress_bars_draw_on_a_terminal_and_stay_silent_elsewhere() -> None:
     desired = full_chain(("payments/api",))
     for stream, expect_output in ((Terminal(), True), (io.StringIO(), False)):
         access = FakeAccess(seeded(("payments/api",)))
-        report = asyncio.run(reconcile_pass(desired, access, dry_run=False, progress_stream=stream))
+        with TransferBars(stream=stream) as bars:
+            report = asyncio.run(reconcile_pass(desired, access, dry_run=False, progress=bars))
         assert report.results is not None
         assert len(report.results) == 5
         text = stream.getvalue()
         assert bool(text) is expect_output
         if expect_output:
             assert "5/5" in text
-    assert not Progress(3, stream=io.StringIO()).enabled
+    assert not TransferBars(stream=io.StringIO()).enabled

@@ -295,6 +295,7 @@ def test_progress_on_a_terminal_shows_actions_and_bytes(landscape: Landscape) ->
     import asyncio
     import io
 
+    from reconciler.cli.progress import TransferBars
     from reconciler.engine.reconcile import reconcile_pass
     from reconciler.engine.registries import RegistryPool
     from reconciler.manifests import load_desired_state
@@ -310,7 +311,8 @@ def test_progress_on_a_terminal_shows_actions_and_bytes(landscape: Landscape) ->
     async def run() -> None:
         pool = RegistryPool(desired.config)
         try:
-            report = await reconcile_pass(desired, pool, dry_run=False, progress_stream=screen)
+            with TransferBars(stream=screen) as bars:
+                report = await reconcile_pass(desired, pool, dry_run=False, progress=bars)
             assert not report.failures
         finally:
             await pool.aclose()

@@ -158,20 +158,3 @@ def test_credentials_from_environment_and_never_printed(
     allowed = runner.invoke(app, ["ls", f"{basic_registry.host}/app"])
     assert allowed.exit_code == 0, allowed.output
     assert allowed.stdout.split() == [TAG]
-
-
-def test_progress_bars_count_bytes_and_blobs() -> None:
-    from reconciler.cli.commands_registry import _ProgressBars
-
-    bars = _ProgressBars()
-    with bars:
-        bars.blob_started("sha256:a", 1000)
-        bars.blob_advanced("sha256:a", 600)
-        bars.blob_advanced("sha256:a", -600)  # a retry starts over
-        bars.blob_advanced("sha256:a", 1000)
-        bars.blob_finished("sha256:a", "copied")
-        bars.blob_finished("sha256:b", "mounted")
-        tasks = {task.description: task for task in bars._progress.tasks}
-    assert (tasks["bytes"].completed, tasks["bytes"].total) == (1000, 1000)
-    assert (tasks["blobs"].completed, tasks["blobs"].total) == (2, 2)
-    assert tasks["blobs"].fields["detail"] == "2 / 2"
