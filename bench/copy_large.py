@@ -16,20 +16,15 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
 from bench.harness import Measurement, machine_info, markdown_table, run_measured, write_results
+from bench.imageset import reconciler_command
 from reconciler.testing.imagegen import generate_large_image, push_image
 from reconciler.testing.localregistry import LocalRegistry
 
 MIB = 1024 * 1024
-
-
-def _reconciler_command() -> list[str]:
-    found = shutil.which("reconciler")
-    return [found] if found else [sys.executable, "-m", "reconciler.cli"]
 
 
 def _fresh_registry(scratch: Path, name: str) -> LocalRegistry:
@@ -64,7 +59,7 @@ def run(layer_mib: int, repeat: int, cache: Path) -> dict[str, object]:
                             ]
                         else:
                             command = [
-                                *_reconciler_command(),
+                                *reconciler_command(),
                                 "copy",
                                 f"{source.host}/bench/large:20261127_01",
                                 f"{target.host}/bench/large",
@@ -79,7 +74,7 @@ def run(layer_mib: int, repeat: int, cache: Path) -> dict[str, object]:
             target = _fresh_registry(scratch, "target-small")
             try:
                 command = [
-                    *_reconciler_command(),
+                    *reconciler_command(),
                     "copy",
                     f"{source.host}/bench/small:20261127_01",
                     f"{target.host}/bench/small",

@@ -16,48 +16,12 @@ platform of an index one more layer.
 from __future__ import annotations
 
 import argparse
-import shutil
-import sys
 import tempfile
 from pathlib import Path
 
 from bench.harness import Measurement, machine_info, markdown_table, run_measured, write_results
-from reconciler.testing.imagegen import ImageSettings, make_image, make_layer, push_image
+from bench.imageset import IMAGES, reconciler_command, seed_images
 from reconciler.testing.localregistry import LocalRegistry
-
-REPOSITORIES = 20
-IMAGES_PER_REPOSITORY = 10
-INDEXES = 50
-
-
-def _reconciler_command() -> list[str]:
-    found = shutil.which("reconciler")
-    return [found] if found else [sys.executable, "-m", "reconciler.cli"]
-
-
-def seed(registry: LocalRegistry) -> list[str]:
-    """Push the 200 images; return the repository names."""
-    repositories = []
-    indexes_left = INDEXES
-    for r in range(REPOSITORIES):
-        repository = f"bench/app{r:02d}"
-        repositories.append(repository)
-        base = [make_layer({"opt/runtime/lib.bin": bytes([r]) * 32 * 1024, "etc/os-release": b"prod-osbase\n"})]
-        # 50 indexes spread over the repositories: 2 or 3 per repository, the newest tags.
-        index_count = 3 if r < INDEXES - 2 * REPOSITORIES else 2
-        index_count = min(index_count, indexes_left)
-        indexes_left -= index_count
-        for n in range(1, IMAGES_PER_REPOSITORY + 1):
-            tag = f"20261127_{n:02d}"
-            is_index = n > IMAGES_PER_REPOSITORY - index_count
-            image = make_image(
-                [{"app/main": f"{repository}:{tag}\n".encode() * 200}],
-                base=base,
-                platforms=("linux/amd64", "linux/arm64") if is_index else ("linux/amd64",),
-                settings=ImageSettings(labels={"org.opencontainers.image.version": tag}),
-            )
-            push_image(image, registry.url, repository, tag)
-    return repositories
 
 
 def _fresh(scratch: Path, name: str) -> LocalRegistry:
@@ -65,13 +29,13 @@ def _fresh(scratch: Path, name: str) -> LocalRegistry:
 
 
 def run(repeat: int) -> dict[str, object]:
-    images = REPOSITORIES * IMAGES_PER_REPOSITORY
+    images = IMAGES
     measurements: list[Measurement] = []
     with tempfile.TemporaryDirectory(prefix="bench-many-") as scratch_dir:
         scratch = Path(scratch_dir)
         source = _fresh(scratch, "source")
         try:
-            repositories = seed(source)
+            repositories = sorted({image.repository for image in seed_images(source.url, "bench")})
             sync_file = scratch / "sync.yaml"
             listed = "\n".join(f"    {name}: []" for name in repositories)
             sync_file.write_text(f"{source.host}:\n  tls-verify: false\n  images:\n{listed}\n")
@@ -96,7 +60,7 @@ def run(repeat: int) -> dict[str, object]:
                             ]
                         else:
                             command = [
-                                *_reconciler_command(),
+                                *reconciler_command(),
                                 "copy",
                                 "--all-tags",
                                 "--recursive",

@@ -27,7 +27,7 @@ from pathlib import Path
 import httpx
 
 from bench.harness import Measurement, machine_info, markdown_table, run_measured, write_results
-from bench.reconcile_sync import reconciler_command
+from bench.imageset import reconciler_command
 from reconciler.demo import write_chain_state
 from reconciler.testing.imagegen import image_for, push_image
 from reconciler.testing.localregistry import LocalRegistry

@@ -15,46 +15,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import sys
 import tempfile
 from pathlib import Path
 
 from bench.harness import Measurement, machine_info, markdown_table, run_measured, write_results
+from bench.imageset import IMAGES, REPOSITORIES, reconciler_command, seed_images
 from reconciler.demo import write_chain_state
-from reconciler.testing.imagegen import ImageSettings, make_image, make_layer, push_image
 from reconciler.testing.localregistry import LocalRegistry
-
-REPOSITORIES = 20
-TAGS = 10
-INDEXES_PER_REPOSITORY = 3  # 20 x 3 = 60 would exceed 50: the first 10 repositories get 3, the rest 2
-IMAGES = REPOSITORIES * TAGS
-
-
-def reconciler_command() -> list[str]:
-    found = shutil.which("reconciler")
-    return [found] if found else [sys.executable, "-c", "from reconciler.cli import main; main()"]
-
-
-def seed(dev: LocalRegistry) -> list[tuple[str, str, str]]:
-    """Push the 200 images to dev as d/appNN:20261127_NN; return (image, tag, digest)."""
-    pins = []
-    for r in range(REPOSITORIES):
-        image_name = f"app{r:02d}"
-        base = [make_layer({"opt/runtime/lib.bin": bytes([r]) * 32 * 1024, "etc/os-release": b"prod-osbase\n"})]
-        indexes = 3 if r < 10 else 2
-        for n in range(1, TAGS + 1):
-            tag = f"20261127_{n:02d}"
-            is_index = n > TAGS - indexes
-            image = make_image(
-                [{"app/main": f"{image_name}:{tag}\n".encode() * 200}],
-                base=base,
-                platforms=("linux/amd64", "linux/arm64") if is_index else ("linux/amd64",),
-                settings=ImageSettings(labels={"org.opencontainers.image.version": tag}),
-            )
-            push_image(image, dev.url, f"d/{image_name}", tag)
-            pins.append((image_name, tag, str(image.digest)))
-    return pins
 
 
 def registry_cpu_seconds(registry: LocalRegistry) -> float:
@@ -78,7 +45,7 @@ def run(repeat: int) -> dict[str, object]:
         scratch = Path(scratch_dir)
         dev = _fresh(scratch, "dev")
         try:
-            pins = seed(dev)
+            pins = [(image.name, image.tag, image.digest) for image in seed_images(dev.url, "d")]
             sync_file = scratch / "sync.yaml"
             listed = "\n".join(f"    d/app{r:02d}: []" for r in range(REPOSITORIES))
             sync_file.write_text(f"{dev.host}:\n  tls-verify: false\n  images:\n{listed}\n")

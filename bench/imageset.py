@@ -1,0 +1,56 @@
+"""The 200 small images the many-image benchmarks copy, and how they invoke reconciler.
+
+20 repositories x 10 tags ``20261127_01``..``_10``; the newest 3 tags of the first 10 repositories and
+the newest 2 of the others are two-platform indexes (50 in all), the rest single-platform images (150).
+Every repository has a base layer shared by its images (as an app shares its runtime base), each image
+an application layer and its config, each platform of an index one more layer. Deterministic: the same
+digests on every run, so both tools always copy the same bytes.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from dataclasses import dataclass
+
+from reconciler.testing.imagegen import ImageSettings, make_image, make_layer, push_image
+
+REPOSITORIES = 20
+TAGS = 10
+IMAGES = REPOSITORIES * TAGS
+
+
+@dataclass(frozen=True, slots=True)
+class SeededImage:
+    name: str
+    """``appNN``: the image name, without any environment or path prefix."""
+    repository: str
+    tag: str
+    digest: str
+
+
+def seed_images(registry_url: str, prefix: str) -> list[SeededImage]:
+    """Push the 200 images to ``<prefix>/appNN:<tag>`` in the registry at ``registry_url``."""
+    seeded = []
+    for r in range(REPOSITORIES):
+        name = f"app{r:02d}"
+        repository = f"{prefix}/{name}"
+        base = [make_layer({"opt/runtime/lib.bin": bytes([r]) * 32 * 1024, "etc/os-release": b"prod-osbase\n"})]
+        indexes = 3 if r < 10 else 2
+        for n in range(1, TAGS + 1):
+            tag = f"20261127_{n:02d}"
+            image = make_image(
+                [{"app/main": f"{name}:{tag}\n".encode() * 200}],
+                base=base,
+                platforms=("linux/amd64", "linux/arm64") if n > TAGS - indexes else ("linux/amd64",),
+                settings=ImageSettings(labels={"org.opencontainers.image.version": tag}),
+            )
+            push_image(image, registry_url, repository, tag)
+            seeded.append(SeededImage(name, repository, tag, str(image.digest)))
+    return seeded
+
+
+def reconciler_command() -> list[str]:
+    """The installed ``reconciler`` script (what a user runs), else this interpreter's package."""
+    found = shutil.which("reconciler")
+    return [found] if found else [sys.executable, "-c", "from reconciler.cli import main; main()"]
