@@ -208,6 +208,8 @@ class FaultProxy:
         self._rng = random.Random(seed)
         self._scripted: deque[FaultKind] = deque()
         self._lock = threading.Lock()
+        self._settled = threading.Condition(self._lock)
+        self._in_flight = 0
         self._records: list[ProxiedRequest] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -309,7 +311,10 @@ class FaultProxy:
 
     @property
     def requests(self) -> list[ProxiedRequest]:
-        with self._lock:
+        """Every request proxied so far. Waits (up to 2 s) for requests still being answered: a client
+        may hold the last byte of a response before the proxy thread has recorded it."""
+        with self._settled:
+            self._settled.wait_for(lambda: self._in_flight == 0, timeout=2.0)
             return list(self._records)
 
     def reset_counts(self) -> None:
@@ -353,15 +358,22 @@ class FaultProxy:
                 method, _, rest = head.start_line.partition(" ")
                 path = rest.rsplit(" ", 1)[0]
                 fault = self._choose_fault(method, path)
-                keep_alive, upstream = await self._exchange(
-                    head,
-                    method=method,
-                    path=path,
-                    fault=fault,
-                    client_reader=client_reader,
-                    client_writer=client_writer,
-                    upstream=upstream,
-                )
+                with self._lock:
+                    self._in_flight += 1
+                try:
+                    keep_alive, upstream = await self._exchange(
+                        head,
+                        method=method,
+                        path=path,
+                        fault=fault,
+                        client_reader=client_reader,
+                        client_writer=client_writer,
+                        upstream=upstream,
+                    )
+                finally:
+                    with self._settled:
+                        self._in_flight -= 1
+                        self._settled.notify_all()
                 if not keep_alive:
                     return
         except _DropConnectionError:
