@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 from bench.harness import Measurement, machine_info, markdown_table, run_measured, write_results
-from bench.imageset import IMAGES, reconciler_command, seed_images
+from bench.imageset import IMAGES, reconciler_command, seed_images, skopeo_sync_command, write_skopeo_sync_file
 from reconciler.testing.localregistry import LocalRegistry
 
 
@@ -36,28 +36,14 @@ def run(repeat: int) -> dict[str, object]:
         source = _fresh(scratch, "source")
         try:
             repositories = sorted({image.repository for image in seed_images(source.url, "bench")})
-            sync_file = scratch / "sync.yaml"
-            listed = "\n".join(f"    {name}: []" for name in repositories)
-            sync_file.write_text(f"{source.host}:\n  tls-verify: false\n  images:\n{listed}\n")
+            sync_file = write_skopeo_sync_file(scratch / "sync.yaml", source.host, repositories)
             for round_number in range(repeat):
                 order = ["skopeo", "reconciler"] if round_number % 2 == 0 else ["reconciler", "skopeo"]
                 for tool in order:
                     target = _fresh(scratch, f"target-{tool}-{round_number}")
                     try:
                         if tool == "skopeo":
-                            command = [
-                                "skopeo",
-                                "sync",
-                                "--src",
-                                "yaml",
-                                "--dest",
-                                "docker",
-                                "--dest-tls-verify=false",
-                                "--all",
-                                "--preserve-digests",
-                                str(sync_file),
-                                target.host,
-                            ]
+                            command = skopeo_sync_command(sync_file, target.host)
                         else:
                             command = [
                                 *reconciler_command(),

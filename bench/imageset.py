@@ -12,6 +12,7 @@ from __future__ import annotations
 import shutil
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from reconciler.testing.imagegen import ImageSettings, make_image, make_layer, push_image
 
@@ -54,3 +55,18 @@ def reconciler_command() -> list[str]:
     """The installed ``reconciler`` script (what a user runs), else this interpreter's package."""
     found = shutil.which("reconciler")
     return [found] if found else [sys.executable, "-c", "from reconciler.cli import main; main()"]
+
+
+def write_skopeo_sync_file(path: Path, source_host: str, repositories: list[str]) -> Path:
+    """The YAML source file of ``skopeo sync --src yaml``: every tag of each repository, plain HTTP."""
+    listed = "\n".join(f"    {name}: []" for name in repositories)
+    path.write_text(f"{source_host}:\n  tls-verify: false\n  images:\n{listed}\n")
+    return path
+
+
+def skopeo_sync_command(sync_file: Path, destination: str) -> list[str]:
+    """The baseline: ``skopeo sync`` of every listed repository, all platforms, digests preserved."""
+    return [
+        "skopeo", "sync", "--src", "yaml", "--dest", "docker", "--dest-tls-verify=false",
+        "--all", "--preserve-digests", str(sync_file), destination,
+    ]  # fmt: skip

@@ -19,7 +19,14 @@ import tempfile
 from pathlib import Path
 
 from bench.harness import Measurement, machine_info, markdown_table, run_measured, write_results
-from bench.imageset import IMAGES, REPOSITORIES, reconciler_command, seed_images
+from bench.imageset import (
+    IMAGES,
+    REPOSITORIES,
+    reconciler_command,
+    seed_images,
+    skopeo_sync_command,
+    write_skopeo_sync_file,
+)
 from reconciler.demo import write_chain_state
 from reconciler.testing.localregistry import LocalRegistry
 
@@ -46,19 +53,15 @@ def run(repeat: int) -> dict[str, object]:
         dev = _fresh(scratch, "dev")
         try:
             pins = [(image.name, image.tag, image.digest) for image in seed_images(dev.url, "d")]
-            sync_file = scratch / "sync.yaml"
-            listed = "\n".join(f"    d/app{r:02d}: []" for r in range(REPOSITORIES))
-            sync_file.write_text(f"{dev.host}:\n  tls-verify: false\n  images:\n{listed}\n")
+            repositories = [f"d/app{r:02d}" for r in range(REPOSITORIES)]
+            sync_file = write_skopeo_sync_file(scratch / "sync.yaml", dev.host, repositories)
             for round_number in range(repeat):
                 order = ["skopeo", "reconciler"] if round_number % 2 == 0 else ["reconciler", "skopeo"]
                 for tool in order:
                     target = _fresh(scratch, f"{tool}-{round_number}")
                     try:
                         if tool == "skopeo":
-                            command = [
-                                "skopeo", "sync", "--src", "yaml", "--dest", "docker", "--dest-tls-verify=false",
-                                "--all", "--preserve-digests", str(sync_file), f"{target.host}/t",
-                            ]  # fmt: skip
+                            command = skopeo_sync_command(sync_file, f"{target.host}/t")
                             phases = [("sync", command), ("sync no-op", command)]
                         else:
                             urls = {"dev": dev.url, "test": target.url, "pre": target.url}
