@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import ipaddress
 import ssl
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from support.certs import self_signed_ca
 
 from reconciler.errors import RegistryError, TransientRegistryError
 from reconciler.registry import RegistryClient, RetryPolicy
@@ -21,19 +19,8 @@ from reconciler.registry import RegistryClient, RetryPolicy
 
 def make_certificate(directory: Path) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "reconciler test registry")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
+    certificate = self_signed_ca(
+        key, "reconciler test registry", valid_for=datetime.timedelta(hours=1), ip_addresses=("127.0.0.1",)
     )
     cert_path, key_path = directory / "registry.pem", directory / "registry.key"
     cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))

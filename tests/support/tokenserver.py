@@ -39,11 +39,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import jwt
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
 
 from reconciler.testing.localregistry import TokenAuthConfig
+from support.certs import self_signed_ca
 
 Algorithm = Literal["RS256", "ES256"]
 HeaderMode = Literal["kid", "x5c"]
@@ -180,19 +180,7 @@ class TokenServer:
             key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         else:
             key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "reconciler test token signer")])
-        now = dt.datetime.now(dt.UTC)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=30))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256())
-        )
+        cert = self_signed_ca(key, "reconciler test token signer", valid_for=dt.timedelta(days=30))
         return key, cert
 
     def grant(self, account: str, scopes: Iterable[str]) -> list[dict[str, Any]]:
