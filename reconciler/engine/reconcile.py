@@ -122,6 +122,9 @@ async def reconcile_pass(
         known = ", ".join(desired.config.environment_names)
         raise ReconcilerError(f"unknown environment {exc.args[0]!r} (defined: {known})") from None
 
+    keep_manifests = getattr(access, "keep_manifests", None)  # a RegistryPool can reuse what it observed
+    if keep_manifests is not None:
+        keep_manifests(not dry_run)
     started = time.monotonic()
     observed = await observe(desired, access, only, concurrency=observe_concurrency)
     observed_at = time.monotonic()

@@ -12,6 +12,7 @@ loopback registries never need it. This module never decides what to copy: it on
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import sys
 import types
@@ -19,13 +20,14 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reconciler.errors import ReconcilerError
+from reconciler.errors import NotFoundError, ReconcilerError, RegistryError
 from reconciler.model.desired import Config
 from reconciler.model.plan import Location
 
 if TYPE_CHECKING:
     import httpx
 
+    from reconciler.model.manifest import Manifest
     from reconciler.registry import BlobOutcome, Copier, CopyProgress, RegistryClient, RetryPolicy
 
 DEFAULT_PARALLEL_BLOBS = 16
@@ -95,6 +97,19 @@ class RegistryPool:
         self._clients: dict[str, RegistryClient] = {}
         self._relay = _ProgressRelay()
         self.copier: Copier = Copier(max_parallel_blobs=parallel_blobs, progress=self._relay)
+        self._keep_manifests = False
+        self._manifests: dict[tuple[str, str, str], Manifest] = {}
+        """(registry, repository, digest) -> manifest fetched by ``has_manifest`` while keeping them."""
+        self._tagged: dict[tuple[str, str], asyncio.Task[bool]] = {}
+        """(registry, repository) -> whether the repository held a tag before this pass wrote to it."""
+
+    def keep_manifests(self, keep: bool) -> None:
+        """While on, ``has_manifest`` GETs instead of HEADs (the same one request) and keeps what it found,
+        so that ``copy`` and ``retag`` reuse it instead of fetching it again. ``apply`` turns it on before
+        observing; ``plan`` leaves it off (it would only hold manifests nobody reads)."""
+        self._keep_manifests = keep
+        if not keep:
+            self._manifests.clear()
 
     def watch(self, progress: CopyProgress | None) -> None:
         """Report blob transfers of the following copies to ``progress`` (None: to nobody)."""
@@ -130,29 +145,71 @@ class RegistryPool:
         return None if descriptor is None else str(descriptor.digest)
 
     async def has_manifest(self, registry: str, repository: str, digest: str) -> bool:
-        return await self.client(registry).head_manifest(repository, digest) is not None
+        client = self.client(registry)
+        if not self._keep_manifests:
+            return await client.head_manifest(repository, digest) is not None
+        try:
+            manifest = await client.get_manifest(repository, digest)  # checked against the digest
+        except NotFoundError:
+            return False
+        self._manifests[(registry, repository, digest)] = manifest
+        return True
+
+    def _kept(self, location: Location, digest: str) -> Manifest | None:
+        return self._manifests.get((location.registry, location.repository, digest))
+
+    async def _holds_tags(self, target: Location) -> bool:
+        """Whether the target repository held any tag when this pass first copied into it (one request per
+        repository, shared by every copy into it; taken before the first copy writes anything there).
+        A failed look-up answers True: blobs are then checked one by one, as without this evidence."""
+        key = (target.registry, target.repository)
+        task = self._tagged.get(key)
+        if task is None:
+
+            async def look() -> bool:
+                try:
+                    return await self.client(target.registry).has_tags(target.repository)
+                except RegistryError:
+                    return True
+
+            task = self._tagged[key] = asyncio.ensure_future(look())
+        return await asyncio.shield(task)
 
     async def copy(self, source: Location, target: Location, digest: str, tag: str) -> None:
-        # The observation already found the tag absent: no HEAD on the target first.
+        source_client, target_client = self.client(source.registry), self.client(target.registry)
+        # Between registries, a blob is HEADed in the target before it is sent, unless the target repository
+        # held no tag at all: then it holds nothing worth asking about (at most blobs of an interrupted copy,
+        # which are sent again), and every blob this pass puts there is tracked by the copier. A repository
+        # holding earlier versions keeps its HEADs, so shared base layers are never sent twice. Inside one
+        # registry blobs are mounted, never HEADed, so no evidence is needed.
+        check_blobs = source_client.key == target_client.key or await self._holds_tags(target)
+        # The observation already found the tag absent: no HEAD on the target first; and it may have
+        # fetched the source manifest already (keep_manifests).
         await self.copier.copy(
-            source=self.client(source.registry),
+            source=source_client,
             source_repository=source.repository,
             reference=digest,
-            target=self.client(target.registry),
+            target=target_client,
             target_repository=target.repository,
             tag=tag,
+            source_manifest=self._kept(source, digest),
             check_target=False,
+            check_blobs=check_blobs,
         )
 
     async def retag(self, target: Location, digest: str, tag: str) -> None:
         client = self.client(target.registry)
-        manifest = await client.get_manifest(target.repository, digest)
+        manifest = self._kept(target, digest) or await client.get_manifest(target.repository, digest)
         await client.put_manifest(target.repository, tag, manifest.raw, manifest.media_type)
 
     def request_count(self) -> int:
         return sum(c.stats.requests for c in self._clients.values())
 
     async def aclose(self) -> None:
+        self._manifests.clear()
+        for task in self._tagged.values():
+            task.cancel()
+        self._tagged.clear()
         clients, self._clients = list(self._clients.values()), {}
         for client in clients:
             await client.aclose()

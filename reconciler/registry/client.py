@@ -726,6 +726,25 @@ class RegistryClient:
             f"/v2/{repository}/tags/list", "tags", [repository_scope(repository, "pull")], "list tags", repository
         )
 
+    async def has_tags(self, repository: str) -> bool:
+        """Whether ``repository`` holds at least one tag. One request (the first page of the tags list,
+        one entry long), whatever the number of tags; False for an unknown repository."""
+        response = await self._request(
+            "GET",
+            f"/v2/{repository}/tags/list",
+            scopes=[repository_scope(repository, "pull")],
+            what="list tags",
+            missing_ok=True,
+            repository=repository,
+            params={"n": "1"},
+        )
+        if response is None:
+            return False
+        try:
+            return bool(response.json().get("tags"))
+        except (ValueError, AttributeError) as exc:
+            raise RegistryError("list tags: answer is not JSON", registry=self.name, repository=repository) from exc
+
     async def catalog(self) -> list[str]:
         """Every repository of the registry, sorted (needs catalog access on registries with auth)."""
         return await self._paginate("/v2/_catalog", "repositories", [CATALOG_SCOPE], "catalog", None)
