@@ -106,10 +106,14 @@ class RegistryPool:
     def keep_manifests(self, keep: bool) -> None:
         """While on, ``has_manifest`` GETs instead of HEADs (the same one request) and keeps what it found,
         so that ``copy`` and ``retag`` reuse it instead of fetching it again. ``apply`` turns it on before
-        observing; ``plan`` leaves it off (it would only hold manifests nobody reads)."""
+        observing; ``plan`` leaves it off (it would only hold manifests nobody reads). Called at the start
+        of every pass, it also forgets what an earlier pass of this pool learned (kept manifests, which
+        target repositories held tags), so that evidence is never older than the pass using it."""
         self._keep_manifests = keep
-        if not keep:
-            self._manifests.clear()
+        self._manifests.clear()
+        for task in self._tagged.values():
+            task.cancel()
+        self._tagged.clear()
 
     def watch(self, progress: CopyProgress | None) -> None:
         """Report blob transfers of the following copies to ``progress`` (None: to nobody)."""
