@@ -1004,30 +1004,51 @@ class RegistryClient:
         Small network reads are coalesced into writes of about ``UPLOAD_WRITE_BYTES`` (one copy): the
         per-write cost of the HTTP stack, not the bytes, dominates the CPU of a streamed upload."""
         hasher = hashlib.new(digest.split(":", 1)[0]) if verify else None
+        # Hashing runs in a worker thread (hashlib releases the GIL on large buffers), one block behind
+        # the network: block N is hashed while block N-1 is written, so the event loop never stalls on
+        # sha256. At most one block is being hashed at a time, which keeps memory bounded.
+        hashing: asyncio.Future[None] | None = None
+
+        async def hash_block(block: bytes) -> None:
+            nonlocal hashing
+            if hasher is None:
+                return
+            if hashing is not None:
+                await hashing
+            hashing = asyncio.ensure_future(asyncio.to_thread(hasher.update, block))
+
         held: bytes | None = None
         pending: list[bytes] = []
         pending_bytes = 0
         total = 0
-        async for chunk in chunks:
-            if not chunk:
-                continue
-            if hasher is not None:
-                hasher.update(chunk)
-            total += len(chunk)
-            pending.append(chunk)
-            pending_bytes += len(chunk)
-            if pending_bytes < UPLOAD_WRITE_BYTES:
-                continue
-            if held is not None:
-                yield held
-                note(len(held))
-            held = pending[0] if len(pending) == 1 else b"".join(pending)
-            pending, pending_bytes = [], 0
-        if pending:
-            if held is not None:
-                yield held
-                note(len(held))
-            held = pending[0] if len(pending) == 1 else b"".join(pending)
+        try:
+            async for chunk in chunks:
+                if not chunk:
+                    continue
+                total += len(chunk)
+                pending.append(chunk)
+                pending_bytes += len(chunk)
+                if pending_bytes < UPLOAD_WRITE_BYTES:
+                    continue
+                block = pending[0] if len(pending) == 1 else b"".join(pending)
+                pending, pending_bytes = [], 0
+                await hash_block(block)
+                if held is not None:
+                    yield held
+                    note(len(held))
+                held = block
+            if pending:
+                block = pending[0] if len(pending) == 1 else b"".join(pending)
+                await hash_block(block)
+                if held is not None:
+                    yield held
+                    note(len(held))
+                held = block
+            if hashing is not None:
+                await hashing
+        finally:
+            if hashing is not None and not hashing.done():
+                hashing.cancel()
         if size is not None and size >= 0 and total != size:
             raise DigestMismatchError(
                 f"source has {total} bytes, the descriptor says {size}; upload aborted",
