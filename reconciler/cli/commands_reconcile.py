@@ -221,7 +221,7 @@ def apply(
 ) -> None:
     """Observe, plan and execute: copy, retag and move tags until the registries match the desired state."""
     from reconciler.audit import default_audit_path
-    from reconciler.engine.report import report_to_dict, result_to_dict, summary_line
+    from reconciler.engine.report import report_to_dict, result_to_dict, results_markdown, summary_line
 
     audit_path = audit_log or default_audit_path()
     json_log = log_format is LogFormat.json
@@ -246,6 +246,9 @@ def apply(
         emit_json(
             envelope("apply", status, source=_source_dict(source), audit_log=str(audit_path), **report_to_dict(report))
         )
+    elif output is OutputFormat.markdown and not json_log:
+        heading = f"reconciler apply: {source.describe()}"
+        typer.echo(results_markdown(report.results or (), heading), nl=False)
     elif not json_log:
         typer.echo(f"reconciler apply: {source.describe()} ({', '.join(report.plan.environments)})")
         typer.echo(summary_line(report.plan))

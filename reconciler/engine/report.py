@@ -7,6 +7,7 @@ bumping the envelope version.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from reconciler.engine.execute import ActionResult
@@ -113,17 +114,37 @@ def plan_lines(plan: Plan) -> list[str]:
     return lines
 
 
+def _markdown_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
 def plan_markdown(plan: Plan, heading: str) -> str:
     out = [f"### {heading}", "", summary_line(plan), ""]
     if plan.is_empty:
         return "\n".join(out) + "\n"
     out += ["| env | registry | image | tag | action | digest | note |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for action in plan:
-        note = action.reason if action.fails else ""
-        note = note.replace("|", "\\|")
+        note = _markdown_cell(action.reason) if action.fails else ""
         out.append(
             f"| {action.environment} | {action.registry} | {action.image} | `{action.tag}` | "
             f"{_verb(action)} | `{action.digest[:19]}` | {note} |"
+        )
+    return "\n".join(out) + "\n"
+
+
+def results_markdown(results: Sequence[ActionResult], heading: str) -> str:
+    """What an apply did, as a markdown table (a deploy job's comment): one row per action and outcome."""
+    failed = sum(not result.succeeded for result in results)
+    out = [f"### {heading}", "", f"{len(results) - failed} of {len(results)} action(s) succeeded, {failed} failed.", ""]
+    if not results:
+        return "\n".join(out) + "\n"
+    out += ["| env | registry | image | tag | action | result | digest | error |"]
+    out += ["| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for result in results:
+        action = result.action
+        out.append(
+            f"| {action.environment} | {action.registry} | {action.image} | `{action.tag}` | {_verb(action)} | "
+            f"{result.outcome.value} | `{action.digest[:19]}` | {_markdown_cell(result.error or '')} |"
         )
     return "\n".join(out) + "\n"
 

@@ -134,3 +134,19 @@ def test_progress_bars_draw_on_a_terminal_and_stay_silent_elsewhere() -> None:
         if expect_output:
             assert "5/5" in text
     assert not TransferBars(stream=io.StringIO()).enabled
+
+
+def test_apply_results_render_as_a_markdown_table_with_each_failure() -> None:
+    from reconciler.engine.report import results_markdown
+
+    desired = full_chain(("payments/api",))
+    access = FakeAccess(seeded(("payments/api",)), failing_registry="test")
+    report = asyncio.run(reconcile_pass(desired, access, dry_run=False))
+    assert report.results is not None
+    text = results_markdown(report.results, "apply")
+    rows = [line for line in text.splitlines() if line.startswith("| t ") or line.startswith("| s1 ")]
+    assert "0 of 5 action(s) succeeded, 5 failed." in text
+    assert rows[0].split(" | ")[5] == "failed"
+    assert "503" in rows[0]
+    assert rows[1].split(" | ")[5] == "skipped"
+    assert all(line.count(" | ") == 7 for line in rows)  # an error containing "|" never breaks the table
