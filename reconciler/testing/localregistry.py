@@ -166,7 +166,9 @@ class LocalRegistry:
     without it a temporary directory, removed on stop. ``storage_dir``: where blobs and manifests live
     (created if missing, kept after stop); without it ``<work_dir>/storage``. ``basic_auth``:
     ``{username: password}`` for htpasswd Basic auth. ``token_auth``: the ``auth: token`` section. Both at
-    once is refused (distribution takes one).
+    once is refused (distribution takes one). ``blob_descriptor_cache``: the in-memory cache of blob
+    descriptors the Debian package's config enables; turn it off for a test that removes blobs from the
+    storage directory behind the registry's back (the cache would still answer for them).
     """
 
     def __init__(
@@ -179,6 +181,7 @@ class LocalRegistry:
         startup_timeout: float = 15.0,
         name: str = "registry",
         work_dir: str | os.PathLike[str] | None = None,
+        blob_descriptor_cache: bool = True,
     ) -> None:
         if basic_auth and token_auth:
             raise ValueError("a registry takes either basic_auth or token_auth, not both")
@@ -186,6 +189,7 @@ class LocalRegistry:
         self._binary_arg = binary
         self._basic_auth = dict(basic_auth) if basic_auth else None
         self._token_auth = token_auth
+        self._blob_descriptor_cache = blob_descriptor_cache
         self._startup_timeout = startup_timeout
         self._given_storage = Path(storage_dir) if storage_dir is not None else None
         self._given_work_dir = Path(work_dir) if work_dir is not None else None
@@ -359,6 +363,10 @@ class LocalRegistry:
             },
             "http": {"addr": "127.0.0.1:0", "secret": secrets.token_hex(16)},
         }
+        if self._blob_descriptor_cache:
+            # as in the config.yml the Debian package ships: blob descriptors (digest -> size, media type)
+            # cached in memory instead of read from the filesystem on every blob HEAD, mount and manifest PUT
+            config["storage"]["cache"] = {"blobdescriptor": "inmemory"}
         if self._basic_auth:
             htpasswd = self._work_dir / "htpasswd"
             htpasswd.write_text("".join(f"{user}:{bcrypt_hash(pw)}\n" for user, pw in self._basic_auth.items()))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import httpx
-from support.registries import AuthedRegistry
+from support.registries import AuthedRegistry, RegistryFactory
 
 from reconciler.testing.imagegen import image_for, push_image
 from reconciler.testing.localregistry import LocalRegistry
@@ -27,7 +27,9 @@ def test_complete_images_have_no_problems(registry: LocalRegistry) -> None:
     }
 
 
-def test_missing_blob_and_missing_child_are_reported(registry: LocalRegistry) -> None:
+def test_missing_blob_and_missing_child_are_reported(registry_factory: RegistryFactory) -> None:
+    # the blob is removed from storage behind the registry's back: no descriptor cache to remember it
+    registry = registry_factory(name="tampered", blob_descriptor_cache=False)
     single = image_for("a", "20261127_01")
     index = image_for("b", "20261127_01", platforms=TWO)
     push_image(single, registry.url, "d/a", "v1")
