@@ -35,7 +35,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Literal
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import quote, urlencode, urljoin, urlsplit
 
 import httpx
 
@@ -80,6 +80,7 @@ TAGS_PAGE_SIZE = 1000
 _PROXY_VARIABLES = tuple(name for base in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY") for name in (base, base.lower()))
 MAX_REDIRECTS = 5
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+USER_AGENT = "reconciler"
 
 BlobOpener = Callable[[], AbstractAsyncContextManager[AsyncIterator[bytes]]]
 """Opens a fresh stream of a blob's bytes; called once per upload attempt (retries re-open it)."""
@@ -241,6 +242,7 @@ class RegistryClient:
             transport = FastTransport(ssl_context=self._ssl_context)
         self._transport = transport
         self._timeout = httpx.Timeout(timeout, connect=min(timeout, 15.0))
+        self._timeout_extension = self._timeout.as_dict()
         # The registry's own origin. Over plain HTTP there is no TLS to verify, so no SSL context is built
         # (loading the CA store costs a tenth of a second per client). Redirects (blob storage) and token
         # realms on other origins go through ``_foreign``, which always verifies as configured.
@@ -251,7 +253,7 @@ class RegistryClient:
             timeout=self._timeout,
             limits=httpx.Limits(max_connections=max_concurrency + 2, max_keepalive_connections=max_concurrency + 2),
             follow_redirects=False,
-            headers={"User-Agent": "reconciler"},
+            headers={"User-Agent": USER_AGENT},
         )
         self._foreign: dict[str, httpx.AsyncClient] = {}
 
@@ -317,17 +319,51 @@ class RegistryClient:
                 verify=self._verify if url.scheme == "https" else False,  # plain HTTP has nothing to verify
                 timeout=self._timeout,
                 follow_redirects=False,
-                headers={"User-Agent": "reconciler"},
+                headers={"User-Agent": USER_AGENT},
             )
             self._foreign[url.scheme] = client
         return client
+
+    def _build_request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: dict[str, str],
+        params: httpx.QueryParams | dict[str, str] | None,
+        content: bytes | AsyncIterable[bytes] | None,
+    ) -> httpx.Request:
+        """The request for ``url`` (a path on this registry, or an absolute URL such as an upload
+        location), with ``params`` added to its query. Built directly rather than by
+        ``AsyncClient.build_request``, which parses and merges the URL twice: at ~2,000 requests for
+        200 small images, that was a fifth of reconciler's CPU."""
+        target = self.url + url if url.startswith("/") else url
+        if params:
+            target += ("&" if "?" in target else "?") + urlencode(dict(params), quote_via=quote)
+        return httpx.Request(
+            method,
+            target,
+            headers={"User-Agent": USER_AGENT, **headers},
+            content=content,
+            extensions={"timeout": self._timeout_extension},
+        )
+
+    async def _send_one(self, request: httpx.Request) -> httpx.Response:
+        """One request, no redirect, response streamed. Our own FastTransport is called directly:
+        ``AsyncClient.send`` adds nothing a registry needs (cookies, auth flows, event hooks) and costs
+        about 0.1 ms per request in cookie handling alone."""
+        if not self._fast:
+            return await self._client_for(request.url).send(request, stream=True)
+        response = await self._transport.handle_async_request(request)  # type: ignore[union-attr]
+        response.request = request
+        return response
 
     async def _send(self, request: httpx.Request, *, stream: bool) -> httpx.Response:
         """Send, following redirects of GET/HEAD (blob storage) by hand: a redirect to another origin
         never carries our Authorization header, and is verified like any TLS connection."""
         for _ in range(MAX_REDIRECTS):
             self.stats.count(request.method)
-            response = await self._client_for(request.url).send(request, stream=True)
+            response = await self._send_one(request)
             location = response.headers.get("location")
             if (
                 response.status_code not in REDIRECT_STATUSES
@@ -341,7 +377,7 @@ class RegistryClient:
             headers.pop("host", None)
             if f"{target.scheme}://{target.netloc.decode()}" != f"{request.url.scheme}://{request.url.netloc.decode()}":
                 headers.pop("authorization", None)
-            request = httpx.Request(request.method, target, headers=headers)
+            request = httpx.Request(request.method, target, headers=headers, extensions=request.extensions)
         if not stream:
             try:
                 await response.aread()
@@ -452,7 +488,7 @@ class RegistryClient:
         for attempt in (1, 2):
             if authorization is not None:
                 request_headers["Authorization"] = authorization
-            request = self._http.build_request(method, url, headers=request_headers, params=params, content=content)
+            request = self._build_request(method, url, headers=request_headers, params=params, content=content)
             try:
                 response = await self._send(request, stream=True)
             except httpx.TransportError as exc:
