@@ -19,7 +19,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from bench.harness import Measurement, machine_info, markdown_table, run_measured, write_results
+from bench.harness import Measurement, compile_package, machine_info, markdown_table, run_measured, write_results
 from bench.imageset import reconciler_command
 from reconciler.testing.imagegen import generate_large_image, push_image
 from reconciler.testing.localregistry import LocalRegistry
@@ -116,6 +116,7 @@ def main() -> None:
     )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
+    compile_package()
     results = run(args.layer_mib, args.repeat, args.cache)
     print(results["table"])
     best = results["best"]

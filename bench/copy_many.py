@@ -19,7 +19,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from bench.harness import Measurement, machine_info, markdown_table, run_measured, write_results
+from bench.harness import Measurement, compile_package, machine_info, markdown_table, run_measured, write_results
 from bench.imageset import IMAGES, reconciler_command, seed_images, skopeo_sync_command, write_skopeo_sync_file
 from reconciler.testing.localregistry import LocalRegistry
 
@@ -94,6 +94,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
+    compile_package()
     results = run(args.repeat)
     print(results["table"])
     print(f"wall ratio copy reconciler/skopeo: {results['ratio_copy']:.2f} (goal <= 0.25)")

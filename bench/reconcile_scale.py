@@ -26,7 +26,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.harness import Measurement, machine_info, markdown_table, run_measured, write_results
+from bench.harness import Measurement, compile_package, machine_info, markdown_table, run_measured, write_results
 from bench.imageset import reconciler_command
 from reconciler.demo import write_chain_state
 from reconciler.testing.imagegen import image_for, push_image
@@ -122,6 +122,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000, 10000])
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
+    compile_package()
     results = run(args.sizes)
     print(results["table"])
     for note in results["offline_breakdown"]:  # type: ignore[attr-defined]

@@ -18,7 +18,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from bench.harness import Measurement, machine_info, markdown_table, run_measured, write_results
+from bench.harness import Measurement, compile_package, machine_info, markdown_table, run_measured, write_results
 from bench.imageset import (
     IMAGES,
     REPOSITORIES,
@@ -114,6 +114,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
+    compile_package()
     results = run(args.repeat)
     print(results["table"])
     for label, numbers in results["best"].items():  # type: ignore[attr-defined]
