@@ -1,11 +1,11 @@
-"""The four registry operations a reconcile pass needs, as one small interface.
+"""The registry operations a reconcile pass needs, as one small interface.
 
 The engine talks to registries only through ``RegistryAccess``: resolve a tag, check a manifest by
-digest, copy an image by digest (children and blobs first, the tag last), write a tag for a manifest
-already in the repository. ``reconciler.engine.registries`` implements it on the registry client; the
-planner never sees it (it is pure), and tests of the scheduling logic can drive the executor without a
-network. Registries are named as in ``reconciler.yaml``, never by URL, so no credential can travel
-through here.
+digest, list a repository's tags, copy an image by digest (children and blobs first, the tag last),
+write a tag for a manifest already in the repository. ``reconciler.engine.registries`` implements it on
+the registry client; the planner never sees it (it is pure), and tests of the scheduling logic can
+drive the executor without a network. Registries are named as in ``reconciler.yaml``, never by URL, so
+no credential can travel through here.
 
 Implementations raise ``reconciler.errors.RegistryError`` subclasses and nothing else.
 """
@@ -24,6 +24,10 @@ class RegistryAccess(Protocol):
 
     async def has_manifest(self, registry: str, repository: str, digest: str) -> bool:
         """Whether the manifest ``repository@digest`` exists."""
+        ...
+
+    async def tags(self, registry: str, repository: str) -> list[str]:
+        """Every tag of ``repository`` ([] when the repository does not exist)."""
         ...
 
     async def copy(self, source: Location, target: Location, digest: str, tag: str) -> None:

@@ -2,9 +2,10 @@
 
 Two rounds, each run concurrently by a bounded pool of workers (not one task per lookup, so 50,000
 lookups cost 64 coroutines, not 50,000): first one HEAD per declared tag on every registry of every
-selected environment; then, only for tags that are not in sync, one HEAD by digest for the target
-repository and each candidate source (``reconciler.engine.plan.manifest_lookups``). A fully in-sync
-state therefore costs exactly one request per declared tag and registry.
+selected environment (except tags a repository's tags list shows absent: see ``_resolve_tags``); then,
+only for tags that are not in sync, one look-up by digest for the target repository and each candidate
+source (``reconciler.engine.plan.manifest_lookups``). A fully in-sync state therefore costs exactly one
+request per declared tag and registry.
 
 A lookup that fails (registry down after retries, auth refused) is recorded as an error for that key,
 never as "absent": the planner turns it into an UNREACHABLE action for the images concerned, and the
@@ -47,6 +48,52 @@ async def _pool(
     return results, errors
 
 
+async def _resolve_tags(
+    keys: list[TagKey], access: RegistryAccess, concurrency: int
+) -> tuple[dict[TagKey, str | None], dict[TagKey, str], set[tuple[str, str]], int]:
+    """HEAD every declared tag, except where a repository's tags list already says the tag is absent.
+
+    First one probe per repository (its last declared tag, the likeliest to be new). A repository whose
+    probe finds nothing is listed (one request, all its tags); its other declared tags are then HEADed
+    only if the list names them. In sync, that is exactly one HEAD per tag, as before; promoting into a
+    new repository costs two requests, not one per tag. Returns the resolved tags, the failed lookups,
+    the repositories known to hold no tag at all, and the number of requests sent.
+    """
+
+    async def resolve(key: TagKey) -> str | None:
+        try:
+            return await access.tag_digest(key.registry, key.repository, key.tag)
+        except NotFoundError:
+            return None
+
+    by_repository: dict[tuple[str, str], list[TagKey]] = {}
+    for key in keys:
+        by_repository.setdefault((key.registry, key.repository), []).append(key)
+    probes = [group[-1] for group in by_repository.values()]
+    tags, errors = await _pool(probes, resolve, concurrency)
+
+    async def list_tags(repository: tuple[str, str]) -> frozenset[str]:
+        return frozenset(await access.tags(*repository))
+
+    unlisted = [
+        repository for repository, group in by_repository.items() if group[-1] in tags and tags[group[-1]] is None
+    ]
+    listed, _list_errors = await _pool(unlisted, list_tags, concurrency)  # a failed list: HEAD every tag
+    rest: list[TagKey] = []
+    for repository, group in by_repository.items():
+        known = listed.get(repository)
+        for key in group[:-1]:
+            if known is not None and key.tag not in known:
+                tags[key] = None
+            else:
+                rest.append(key)
+    found, rest_errors = await _pool(rest, resolve, concurrency)
+    tags.update(found)
+    errors.update(rest_errors)
+    empty = {repository for repository, known in listed.items() if not known}
+    return tags, errors, empty, len(probes) + len(unlisted) + len(rest)
+
+
 async def observe(
     desired: DesiredState,
     access: RegistryAccess,
@@ -54,13 +101,7 @@ async def observe(
     *,
     concurrency: int = DEFAULT_OBSERVE_CONCURRENCY,
 ) -> ObservedState:
-    async def resolve(key: TagKey) -> str | None:
-        try:
-            return await access.tag_digest(key.registry, key.repository, key.tag)
-        except NotFoundError:
-            return None
-
-    tags, tag_errors = await _pool(tag_lookups(desired, only), resolve, concurrency)
+    tags, tag_errors, tagless, requests = await _resolve_tags(tag_lookups(desired, only), access, concurrency)
 
     async def lookup(key: ManifestKey) -> bool:
         try:
@@ -68,8 +109,9 @@ async def observe(
         except NotFoundError:
             return False
 
-    wanted = manifest_lookups(desired, tags, only, tag_errors=tag_errors.keys())
+    wanted = manifest_lookups(desired, tags, only, tag_errors=tag_errors.keys(), tagless=tagless)
     manifests, manifest_errors = await _pool(wanted, lookup, concurrency)
     errors: dict[TagKey | ManifestKey, str] = dict(tag_errors.items())
     errors.update(manifest_errors.items())
-    return ObservedState(tags=tags, manifests=manifests, errors=errors)
+    requests += len(wanted)
+    return ObservedState(tags=tags, manifests=manifests, errors=errors, requests=requests)

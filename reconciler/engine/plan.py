@@ -121,11 +121,16 @@ def manifest_lookups(
     tags: Mapping[TagKey, str | None],
     only: Collection[str] | None = None,
     tag_errors: Collection[TagKey] = (),
+    tagless: Collection[tuple[str, str]] = (),
 ) -> list[ManifestKey]:
     """The manifests the observer must look up by digest, given the resolved tags.
 
     Only tags that are not in sync cost anything: their target repository, and each candidate source
     not already known (from a tag) to hold the digest. In-sync tags and refused conflicts need nothing.
+    A target repository in ``tagless`` ((registry, repository) known to hold no tag at all) is not asked:
+    at most it holds untagged leftovers of an interrupted copy, which are then copied again (the same
+    result) rather than retagged. Sources are always asked: an upstream keeps a version it has dropped
+    untagged, and that is where later environments still copy it from.
     """
     presence = _Presence(ObservedState(tags=tags))
     wanted: dict[ManifestKey, None] = {}
@@ -139,7 +144,7 @@ def manifest_lookups(
             continue
         if current is not None and not _tag_moves_allowed(target.environment):
             continue
-        if not presence.known_present(target.manifest_key):
+        if not presence.known_present(target.manifest_key) and (key.registry, key.repository) not in tagless:
             wanted[target.manifest_key] = None
         for source_env, registry, _sibling in _candidate_sources(desired, target):
             source_key = ManifestKey(registry, source_env.repository(target.pin.image), digest)

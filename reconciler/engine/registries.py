@@ -100,7 +100,7 @@ class RegistryPool:
         self._keep_manifests = False
         self._manifests: dict[tuple[str, str, str], Manifest] = {}
         """(registry, repository, digest) -> manifest fetched by ``has_manifest`` while keeping them."""
-        self._tagged: dict[tuple[str, str], asyncio.Task[bool]] = {}
+        self._tagged: dict[tuple[str, str], asyncio.Future[bool]] = {}
         """(registry, repository) -> whether the repository held a tag before this pass wrote to it."""
 
     def keep_manifests(self, keep: bool) -> None:
@@ -158,6 +158,17 @@ class RegistryPool:
             return False
         self._manifests[(registry, repository, digest)] = manifest
         return True
+
+    async def tags(self, registry: str, repository: str) -> list[str]:
+        """Every tag of the repository. Listed before this pass writes anything, an empty answer is also
+        the evidence ``copy`` needs that the repository held no tag (so it asks nobody again)."""
+        found = await self.client(registry).list_tags(repository)
+        key = (registry, repository)
+        if key not in self._tagged:
+            evidence: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+            evidence.set_result(bool(found))
+            self._tagged[key] = evidence
+        return found
 
     def _kept(self, location: Location, digest: str) -> Manifest | None:
         return self._manifests.get((location.registry, location.repository, digest))

@@ -42,6 +42,8 @@ class ObservedState:
     tags: Mapping[TagKey, str | None] = field(default_factory=dict)
     manifests: Mapping[ManifestKey, bool] = field(default_factory=dict)
     errors: Mapping[TagKey | ManifestKey, str] = field(default_factory=dict)
+    requests: int | None = None
+    """Requests the observation sent, when it answered some keys without one (from a tags list)."""
 
     def tag_digest(self, key: TagKey) -> str | None:
         return self.tags.get(key)
@@ -55,5 +57,7 @@ class ObservedState:
 
     @property
     def request_count(self) -> int:
-        """How many lookups this observation made (one request each when nothing failed)."""
+        """How many requests this observation made (one per lookup unless the observer said otherwise)."""
+        if self.requests is not None:
+            return self.requests
         return len(self.tags) + len(self.manifests) + len(self.errors)

@@ -1,10 +1,10 @@
 """What an apply costs in requests, counted in the registries' own access logs, so a saving cannot regress.
 
-A first promotion into empty repositories: the observation's look-ups (a HEAD per tag on the target, a
-manifest look-up by digest on the target and on the source), one tags-list request per target repository,
-then only transfers: no second GET of a manifest the observation fetched, no HEAD on the target manifest,
-no blob HEAD in a repository that held no tag. A promotion into a repository that already holds earlier
-versions still HEADs each blob, so the base layer it shares with them is never sent again.
+A first promotion into empty repositories: the observation's look-ups (one probe HEAD and one tags list per
+target repository, a manifest look-up by digest on the source), then only transfers: no second GET of a
+manifest the observation fetched, no HEAD on the target manifest, no blob HEAD in a repository that held no
+tag. A promotion into a repository that already holds earlier versions still HEADs each blob, so the base
+layer it shares with them is never sent again.
 """
 
 from __future__ import annotations
@@ -75,21 +75,22 @@ def test_first_apply_into_empty_repositories_sends_only_what_it_must(
     uploaded = target["PUT upload"]
     mounted = target["POST upload"] - uploaded  # a blob this pass already put in another repository
     detail = f"source {dict(source)}, target {dict(target)}"
-    # observation: a HEAD per tag on the target, one look-up by digest on the target and on the source
-    assert target["HEAD manifest:tag"] == n, detail
-    assert target["GET manifest@digest"] + target["HEAD manifest@digest"] == n, detail
+    # observation: one probe HEAD per target repository, whose 404 brings its tags list (empty: no other
+    # tag HEADed, no manifest looked up by digest there), and one look-up by digest on the source
+    assert target["HEAD manifest:tag"] == len(repositories), detail
+    assert target["GET tags"] == len(repositories), detail
+    assert target["GET manifest@digest"] + target["HEAD manifest@digest"] == 0, detail
     # the source manifest is fetched once: by the observation (top) and by the copy (children only)
     assert source["GET manifest@digest"] == manifests, detail
     assert source["HEAD manifest@digest"] == 0, detail
-    # one tags-list request per target repository, and then no blob HEAD in those empty repositories
-    assert target["GET tags"] == len(repositories), detail
+    # the copy reuses the observation's tags lists: no blob HEAD in those empty repositories
     assert target["HEAD blob"] == 0, detail
     # every blob of every repository moves exactly once; every manifest is written once
     assert uploaded + mounted == blobs_per_repository, detail
     assert source["GET blob"] == uploaded, detail
     assert target["PUT manifest@digest"] + target["PUT manifest:tag"] == manifests, detail
     assert target["PUT manifest:tag"] == n, detail
-    expected = 3 * n + len(repositories) + (manifests - n) + manifests + 3 * uploaded + mounted
+    expected = 2 * len(repositories) + n + (manifests - n) + manifests + 3 * uploaded + mounted
     assert sum(source.values()) + sum(target.values()) == expected, detail
 
 

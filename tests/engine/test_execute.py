@@ -37,6 +37,9 @@ class FakeAccess:
     async def has_manifest(self, registry: str, repository: str, digest: str) -> bool:
         return ManifestKey(registry, repository, digest) in self.world.manifests
 
+    async def tags(self, registry: str, repository: str) -> list[str]:
+        return sorted(k.tag for k in self.world.tags if (k.registry, k.repository) == (registry, repository))
+
     async def _write(self, target: Location, digest: str, tag: str) -> None:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
