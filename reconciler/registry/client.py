@@ -1123,6 +1123,26 @@ class RegistryClient:
         if size is not None and size >= 0:
             headers["Content-Length"] = str(size)
         scopes = [repository_scope(repository, "pull", "push")]
+        if isinstance(content, bytes):
+            # Already in memory (a small blob): checked here, then sent with its headers in one write.
+            if verify:
+                self._verify_bytes(content, repository, digest)
+            async with self._slot():
+                response = await self._exchange(
+                    "PUT",
+                    _with_query(location, "digest", digest),
+                    scopes=scopes,
+                    what=what,
+                    repository=repository,
+                    digest=digest,
+                    headers=headers,
+                    content=content,
+                )
+            if response.status_code not in (201, 204):
+                raise self._error(response, what, repository=repository, digest=digest)
+            self._check_stored(response, repository, digest)
+            note(len(content))
+            return
         async with self._open_content(content) as chunks, self._slot():
             body = self._checked(
                 chunks=chunks, repository=repository, digest=digest, size=size, note=note, verify=verify
@@ -1150,6 +1170,14 @@ class RegistryClient:
         if response.status_code not in (201, 204):
             raise self._error(response, what, repository=repository, digest=digest)
         self._check_stored(response, repository, digest)
+
+    def _verify_bytes(self, content: bytes, repository: str, digest: str) -> None:
+        algorithm = digest.split(":", 1)[0]
+        actual = f"{algorithm}:{hashlib.new(algorithm, content).hexdigest()}"
+        if actual != digest:
+            raise DigestMismatchError(
+                f"content hashes to {actual}; upload aborted", registry=self.name, repository=repository, digest=digest
+            )
 
     def _check_stored(self, response: httpx.Response, repository: str, digest: str) -> None:
         stored = response.headers.get("docker-content-digest")

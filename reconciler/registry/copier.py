@@ -27,10 +27,12 @@ from typing import Literal, Protocol
 from reconciler.errors import RegistryError
 from reconciler.model.digest import Digest, is_valid_digest
 from reconciler.model.manifest import Descriptor, Manifest
-from reconciler.registry.client import RegistryClient
+from reconciler.registry.client import BlobOpener, RegistryClient
 
 BlobOutcome = Literal["copied", "mounted", "skipped"]
 DEFAULT_PARALLEL_BLOBS = 8
+SMALL_BLOB_BYTES = 256 * 1024
+"""Blobs up to this size are read whole before they are sent (at most one per blob slot in memory)."""
 
 
 class ImageSource(Protocol):
@@ -253,6 +255,12 @@ class Copier:
         def opener() -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
             return source.stream_blob(job.source_repository, digest)
 
+        content: bytes | BlobOpener = opener
+        if not same_registry and 0 <= blob.size <= SMALL_BLOB_BYTES and isinstance(source, RegistryClient):
+            # A config or a small layer: read whole (verified as it arrives) and sent in one write, which
+            # saves the streaming machinery's per-blob cost; larger blobs stream in bounded chunks.
+            content = await source.get_blob(job.source_repository, digest, max_bytes=SMALL_BLOB_BYTES)
+
         advanced: Callable[[int], None] | None = None
         if progress is not None:
             progress.blob_started(digest, blob.size)
@@ -263,7 +271,7 @@ class Copier:
         outcome = await target.upload_blob(
             job.target_repository,
             digest,
-            opener,
+            content,
             size=blob.size,
             mount_from=job.source_repository if same_registry else None,
             progress=advanced,
