@@ -61,6 +61,7 @@ from reconciler.registry.auth import CATALOG_SCOPE, Authenticator, repository_sc
 from reconciler.registry.credentials import CredentialResolver, Credentials
 from reconciler.registry.retry import RetryPolicy, with_retries
 from reconciler.registry.transport import FastTransport
+from reconciler.registry.urls import Origin
 
 log = logging.getLogger(__name__)
 
@@ -218,6 +219,7 @@ class RegistryClient:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
         self.url = normalize_registry_url(url, insecure=insecure)
+        self._origin = Origin(self.url)
         self.host = urlsplit(self.url).netloc
         self.name = name or self.host
         self.insecure = insecure
@@ -335,14 +337,14 @@ class RegistryClient:
     ) -> httpx.Request:
         """The request for ``url`` (a path on this registry, or an absolute URL such as an upload
         location), with ``params`` added to its query. Built directly rather than by
-        ``AsyncClient.build_request``, which parses and merges the URL twice: at ~2,000 requests for
-        200 small images, that was a fifth of reconciler's CPU."""
-        target = self.url + url if url.startswith("/") else url
+        ``AsyncClient.build_request``, which parses and merges the URL twice (and the URL is assembled
+        by ``Origin`` rather than parsed): at ~2,000 requests for 200 small images, URL parsing was a
+        fifth of reconciler's CPU."""
         if params:
-            target += ("&" if "?" in target else "?") + urlencode(dict(params), quote_via=quote)
+            url += ("&" if "?" in url else "?") + urlencode(dict(params), quote_via=quote)
         return httpx.Request(
             method,
-            target,
+            self._origin.url(url),
             headers={"User-Agent": USER_AGENT, **headers},
             content=content,
             extensions={"timeout": self._timeout_extension},
