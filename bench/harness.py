@@ -8,7 +8,8 @@ Shared by every benchmark (``bench/copy_*.py`` here, ``bench/reconcile_*.py`` fo
   harness), its exit status and output tails. The child's stdout/stderr go to temporary files, so a chatty
   child never blocks on a full pipe and never skews the timing.
 * ``registries=`` takes ``LocalRegistry`` objects: the harness marks their access logs before the run
-  and counts the requests each answered during it (``Measurement.requests``).
+  and counts the requests each answered during it (``Measurement.requests``), and the CPU each registry
+  process used meanwhile (``Measurement.registry_cpu``): the other half of what a run costs.
 * :func:`machine_info` describes the machine (``nproc``, ``free -h``, CPU model, Python and skopeo
   versions) for the results page; :func:`markdown_table` renders measurements side by side.
 
@@ -45,6 +46,8 @@ class CountsRequests(Protocol):
 
     def requests_since(self, mark: int) -> Sequence[Any]: ...
 
+    def cpu_seconds(self) -> float: ...
+
 
 @dataclass
 class Measurement:
@@ -57,6 +60,8 @@ class Measurement:
     returncode: int
     requests: dict[str, int] = field(default_factory=dict)
     """Requests answered by each registry during the run (registry name -> count)."""
+    registry_cpu: dict[str, float] = field(default_factory=dict)
+    """CPU seconds each registry process used during the run (registry name -> seconds)."""
     stdout_tail: str = ""
     stderr_tail: str = ""
 
@@ -68,6 +73,10 @@ class Measurement:
     def total_requests(self) -> int:
         return sum(self.requests.values())
 
+    @property
+    def registries_cpu_seconds(self) -> float:
+        return sum(self.registry_cpu.values())
+
     def check(self) -> Measurement:
         """Raise when the command failed: a benchmark of a failing command measures nothing."""
         if self.returncode != 0:
@@ -78,6 +87,7 @@ class Measurement:
         document = asdict(self)
         document["cpu_seconds"] = self.cpu_seconds
         document["total_requests"] = self.total_requests
+        document["registries_cpu_seconds"] = self.registries_cpu_seconds
         return document
 
 
@@ -137,7 +147,7 @@ def run_measured(
     registries: Sequence[CountsRequests] = (),
 ) -> Measurement:
     """Run ``command`` to completion and measure it (see the module docstring)."""
-    marks = [(registry, registry.mark()) for registry in registries]
+    marks = [(registry, registry.mark(), registry.cpu_seconds()) for registry in registries]
     with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
         out_path, err_path = Path(scratch) / "stdout", Path(scratch) / "stderr"
         argv = list(command)
@@ -182,8 +192,9 @@ def run_measured(
             stdout_tail=_tail(out_path),
             stderr_tail=_tail(err_path),
         )
-    for registry, mark in marks:
+    for registry, mark, cpu in marks:
         measurement.requests[registry.name] = len(registry.requests_since(mark))
+        measurement.registry_cpu[registry.name] = registry.cpu_seconds() - cpu
     return measurement
 
 
@@ -223,8 +234,8 @@ def machine_info() -> dict[str, str]:
 
 def markdown_table(measurements: Sequence[Measurement], *, per: int | None = None, per_label: str = "image") -> str:
     """Measurements side by side; with ``per``, requests are also shown divided by ``per``."""
-    header = "| run | wall s | CPU s (user+sys) | peak RSS MiB | requests |"
-    rule = "| --- | ---: | ---: | ---: | ---: |"
+    header = "| run | wall s | CPU s (user+sys) | registries' CPU s | peak RSS MiB | requests |"
+    rule = "| --- | ---: | ---: | ---: | ---: | ---: |"
     if per:
         header += f" requests/{per_label} |"
         rule += " ---: |"
@@ -232,12 +243,26 @@ def markdown_table(measurements: Sequence[Measurement], *, per: int | None = Non
     for m in measurements:
         row = (
             f"| {m.label} | {m.wall_seconds:.2f} | {m.cpu_seconds:.2f} ({m.user_seconds:.2f}+{m.system_seconds:.2f}) "
-            f"| {m.max_rss_mib:.1f} | {m.total_requests} |"
+            f"| {m.registries_cpu_seconds:.2f} | {m.max_rss_mib:.1f} | {m.total_requests} |"
         )
         if per:
             row += f" {m.total_requests / per:.2f} |"
         lines.append(row)
     return "\n".join(lines)
+
+
+def registry_floor(measurement: Measurement, baseline_wall: float, goal: float) -> str:
+    """A line comparing the goal's wall-time budget with the registries' CPU during the run spread over
+    every core: no client, however cheap, finishes before the registries have done its requests."""
+    cores = os.cpu_count() or 1
+    floor = measurement.registries_cpu_seconds / cores
+    budget = goal * baseline_wall
+    verdict = "the registries alone exceed the budget" if floor > budget else "within reach"
+    return (
+        f"{measurement.label}: registries used {measurement.registries_cpu_seconds:.2f} CPU-s for its requests, "
+        f"at least {floor:.2f} s of wall on {cores} cores; goal budget {goal:.2f} x {baseline_wall:.2f} s = "
+        f"{budget:.2f} s ({verdict})"
+    )
 
 
 def write_results(path: str | os.PathLike[str], document: Mapping[str, Any]) -> None:

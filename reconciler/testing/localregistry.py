@@ -329,6 +329,18 @@ class LocalRegistry:
     def requests_since(self, mark: int) -> list[RequestRecord]:
         return self.request_log()[mark:]
 
+    def cpu_seconds(self) -> float:
+        """CPU seconds (user + system) the registry process has used so far; 0.0 when it is not running.
+        Benchmarks take the difference around a run: the registries' share of what a run costs."""
+        process = self._process
+        if process is None:
+            return 0.0
+        try:
+            fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def _read_records(self) -> Iterator[RequestRecord]:
         try:
             text = self.log_path.read_text(errors="replace")

@@ -17,12 +17,18 @@ def test_registry_answers_v2_on_loopback_and_stops(registry_binary: Path) -> Non
     try:
         assert local.host.startswith("127.0.0.1:")
         assert local.url == f"http://{local.host}"
-        assert httpx.get(f"{local.url}/v2/").status_code == 200
+        before = local.cpu_seconds()
+        with httpx.Client(base_url=local.url) as client:
+            assert client.get("/v2/").status_code == 200
+            for _ in range(200):  # enough requests for the registry's CPU clock to tick (10 ms)
+                client.get("/v2/")
+        assert local.cpu_seconds() > before
         work = local.log_path.parent
         port = local.port
     finally:
         local.stop()
     assert not local.running
+    assert local.cpu_seconds() == 0.0
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{port}/v2/", timeout=1)
     assert not work.exists(), "temporary config, log and storage are removed on stop"
