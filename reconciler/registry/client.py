@@ -1125,53 +1125,46 @@ class RegistryClient:
         if size is not None and size >= 0:
             headers["Content-Length"] = str(size)
         scopes = [repository_scope(repository, "pull", "push")]
+
+        async def put(body: bytes | AsyncIterator[bytes]) -> httpx.Response:
+            return await self._exchange(
+                "PUT",
+                _with_query(location, "digest", digest),
+                scopes=scopes,
+                what=what,
+                repository=repository,
+                digest=digest,
+                headers=headers,
+                content=body,
+            )
+
         if isinstance(content, bytes):
             # Already in memory (a small blob): checked here, then sent with its headers in one write.
             if verify:
                 self._verify_bytes(content, repository, digest)
             async with self._slot():
-                response = await self._exchange(
-                    "PUT",
-                    _with_query(location, "digest", digest),
-                    scopes=scopes,
-                    what=what,
-                    repository=repository,
-                    digest=digest,
-                    headers=headers,
-                    content=content,
+                response = await put(content)
+        else:
+            async with self._open_content(content) as chunks, self._slot():
+                body = self._checked(
+                    chunks=chunks, repository=repository, digest=digest, size=size, note=note, verify=verify
                 )
-            if response.status_code not in (201, 204):
-                raise self._error(response, what, repository=repository, digest=digest)
-            self._check_stored(response, repository, digest)
-            note(len(content))
-            return
-        async with self._open_content(content) as chunks, self._slot():
-            body = self._checked(
-                chunks=chunks, repository=repository, digest=digest, size=size, note=note, verify=verify
-            )
-            try:
-                response = await self._exchange(
-                    "PUT",
-                    _with_query(location, "digest", digest),
-                    scopes=scopes,
-                    what=what,
-                    repository=repository,
-                    digest=digest,
-                    headers=headers,
-                    content=body,
-                )
-            except TransientRegistryError as exc:
-                # A DigestMismatchError raised inside the body generator reaches us wrapped by httpx
-                # as a transport error; unwrap it so it is final, not retried.
-                cause = exc.__cause__
-                while cause is not None:
-                    if isinstance(cause, DigestMismatchError):
-                        raise cause from None
-                    cause = cause.__cause__ or cause.__context__
-                raise
+                try:
+                    response = await put(body)
+                except TransientRegistryError as exc:
+                    # A DigestMismatchError raised inside the body generator reaches us wrapped by httpx
+                    # as a transport error; unwrap it so it is final, not retried.
+                    cause = exc.__cause__
+                    while cause is not None:
+                        if isinstance(cause, DigestMismatchError):
+                            raise cause from None
+                        cause = cause.__cause__ or cause.__context__
+                    raise
         if response.status_code not in (201, 204):
             raise self._error(response, what, repository=repository, digest=digest)
         self._check_stored(response, repository, digest)
+        if isinstance(content, bytes):
+            note(len(content))
 
     def _verify_bytes(self, content: bytes, repository: str, digest: str) -> None:
         algorithm = digest.split(":", 1)[0]
