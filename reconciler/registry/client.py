@@ -1121,6 +1121,13 @@ class RegistryClient:
         what = "PUT blob"
         headers = {"Content-Type": "application/octet-stream"}
         if isinstance(content, bytes):
+            if size is not None and size >= 0 and size != len(content):
+                raise DigestMismatchError(
+                    f"content has {len(content)} bytes, the descriptor says {size}; upload aborted",
+                    registry=self.name,
+                    repository=repository,
+                    digest=digest,
+                )
             size = len(content)
         if size is not None and size >= 0:
             headers["Content-Length"] = str(size)

@@ -171,6 +171,47 @@ def test_wrong_bytes_from_source_never_complete_in_target(sleeps: list[float]) -
     assert sleeps == []  # a digest mismatch is final, not retried
 
 
+def copy_between(source: FakeRegistry, target: FakeRegistry, digest: str) -> None:
+    async def run() -> None:
+        async with client(source) as src, client(target, url="http://127.0.0.2:5000") as dst:
+            await Copier().copy(
+                source=src, source_repository="src", reference=digest, target=dst, target_repository="dst", tag="v1"
+            )
+
+    asyncio.run(run())
+
+
+def test_wrong_bytes_of_a_small_blob_never_complete_in_target(sleeps: list[float]) -> None:
+    # a small blob takes the in-memory path (read whole, then sent in one write): checked all the same
+    source, digest, _, layers = seeded()
+    small = sha256(layers[1])
+    source.serve_blob[small] = layers[1][:-1] + b"X"
+    target = FakeRegistry()
+    with pytest.raises(ExceptionGroup) as caught:
+        copy_between(source, target, digest)
+    mismatch = caught.value.subgroup(DigestMismatchError)
+    assert mismatch is not None
+    assert small in str(mismatch.exceptions[0])
+    assert small not in target.completed_uploads
+    assert ("dst", "v1") not in target.manifests
+    assert sleeps == []
+
+
+def test_a_small_blob_unlike_its_descriptor_size_is_refused(sleeps: list[float]) -> None:
+    source, _, config, layers = seeded()
+    document = json.loads(image_manifest(config, layers))
+    document["layers"][1]["size"] += 1  # the manifest lies about the size; the bytes match the digest
+    digest = source.add_manifest("src", json.dumps(document).encode(), "application/vnd.oci.image.manifest.v1+json")
+    target = FakeRegistry()
+    with pytest.raises(ExceptionGroup) as caught:
+        copy_between(source, target, digest)
+    mismatch = caught.value.subgroup(DigestMismatchError)
+    assert mismatch is not None
+    assert "the descriptor says" in str(mismatch.exceptions[0])
+    assert sha256(layers[1]) not in target.completed_uploads
+    assert ("dst", "v1") not in target.manifests
+
+
 def test_bad_token_is_refused_without_leaking_it(caplog: pytest.LogCaptureFixture) -> None:
     tokens_issued = []
 
