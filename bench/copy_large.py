@@ -19,16 +19,19 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from bench.harness import Measurement, compile_package, machine_info, markdown_table, run_measured, write_results
+from bench.harness import (
+    Measurement,
+    compile_package,
+    fresh_registry,
+    machine_info,
+    markdown_table,
+    run_measured,
+    write_results,
+)
 from bench.imageset import reconciler_command
 from reconciler.testing.imagegen import generate_large_image, push_image
-from reconciler.testing.localregistry import LocalRegistry
 
 MIB = 1024 * 1024
-
-
-def _fresh_registry(scratch: Path, name: str) -> LocalRegistry:
-    return LocalRegistry(name=name, storage_dir=Path(tempfile.mkdtemp(prefix=f"{name}-", dir=scratch))).start()
 
 
 def run(layer_mib: int, repeat: int, cache: Path) -> dict[str, object]:
@@ -37,14 +40,14 @@ def run(layer_mib: int, repeat: int, cache: Path) -> dict[str, object]:
     measurements: list[Measurement] = []
     with tempfile.TemporaryDirectory(prefix="bench-large-") as scratch_dir:
         scratch = Path(scratch_dir)
-        source = _fresh_registry(scratch, "source")
+        source = fresh_registry(scratch, "source")
         try:
             push_image(image, source.url, "bench/large", "20261127_01")
             push_image(small, source.url, "bench/small", "20261127_01")
             for round_number in range(repeat):
                 order = ["skopeo", "reconciler"] if round_number % 2 == 0 else ["reconciler", "skopeo"]
                 for tool in order:
-                    target = _fresh_registry(scratch, f"target-{tool}-{round_number}")
+                    target = fresh_registry(scratch, f"target-{tool}-{round_number}")
                     try:
                         if tool == "skopeo":
                             command = [
@@ -71,7 +74,7 @@ def run(layer_mib: int, repeat: int, cache: Path) -> dict[str, object]:
                     finally:
                         target.stop()
                         shutil.rmtree(target.storage_dir, ignore_errors=True)
-            target = _fresh_registry(scratch, "target-small")
+            target = fresh_registry(scratch, "target-small")
             try:
                 command = [
                     *reconciler_command(),

@@ -22,6 +22,7 @@ from pathlib import Path
 from bench.harness import (
     Measurement,
     compile_package,
+    fresh_registry,
     machine_info,
     markdown_table,
     registry_floor,
@@ -29,11 +30,6 @@ from bench.harness import (
     write_results,
 )
 from bench.imageset import IMAGES, reconciler_command, seed_images, skopeo_sync_command, write_skopeo_sync_file
-from reconciler.testing.localregistry import LocalRegistry
-
-
-def _fresh(scratch: Path, name: str) -> LocalRegistry:
-    return LocalRegistry(name=name, storage_dir=Path(tempfile.mkdtemp(prefix=f"{name}-", dir=scratch))).start()
 
 
 def run(repeat: int) -> dict[str, object]:
@@ -41,14 +37,14 @@ def run(repeat: int) -> dict[str, object]:
     measurements: list[Measurement] = []
     with tempfile.TemporaryDirectory(prefix="bench-many-") as scratch_dir:
         scratch = Path(scratch_dir)
-        source = _fresh(scratch, "source")
+        source = fresh_registry(scratch, "source")
         try:
             repositories = sorted({image.repository for image in seed_images(source.url, "bench")})
             sync_file = write_skopeo_sync_file(scratch / "sync.yaml", source.host, repositories)
             for round_number in range(repeat):
                 order = ["skopeo", "reconciler"] if round_number % 2 == 0 else ["reconciler", "skopeo"]
                 for tool in order:
-                    target = _fresh(scratch, f"target-{tool}-{round_number}")
+                    target = fresh_registry(scratch, f"target-{tool}-{round_number}")
                     try:
                         if tool == "skopeo":
                             command = skopeo_sync_command(sync_file, target.host)

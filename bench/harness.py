@@ -32,7 +32,10 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from reconciler.testing.localregistry import LocalRegistry
 
 TAIL_CHARS = 2000
 
@@ -108,6 +111,13 @@ class _Usage:
     ru_utime: float
     ru_stime: float
     ru_maxrss: int
+
+
+def fresh_registry(scratch: Path, name: str) -> LocalRegistry:
+    """A started registry with its own empty storage under ``scratch`` (a benchmark's target or source)."""
+    from reconciler.testing.localregistry import LocalRegistry
+
+    return LocalRegistry(name=name, storage_dir=Path(tempfile.mkdtemp(prefix=f"{name}-", dir=scratch))).start()
 
 
 def compile_package() -> None:

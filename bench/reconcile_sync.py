@@ -20,6 +20,7 @@ from pathlib import Path
 from bench.harness import (
     Measurement,
     compile_package,
+    fresh_registry,
     machine_info,
     markdown_table,
     registry_floor,
@@ -35,18 +36,13 @@ from bench.imageset import (
     write_skopeo_sync_file,
 )
 from reconciler.demo import write_chain_state
-from reconciler.testing.localregistry import LocalRegistry
-
-
-def _fresh(scratch: Path, name: str) -> LocalRegistry:
-    return LocalRegistry(name=name, storage_dir=Path(tempfile.mkdtemp(prefix=f"{name}-", dir=scratch))).start()
 
 
 def run(repeat: int) -> dict[str, object]:
     measurements: list[Measurement] = []
     with tempfile.TemporaryDirectory(prefix="bench-reconcile-") as scratch_dir:
         scratch = Path(scratch_dir)
-        dev = _fresh(scratch, "dev")
+        dev = fresh_registry(scratch, "dev")
         try:
             pins = [(image.name, image.tag, image.digest) for image in seed_images(dev.url, "d")]
             repositories = [f"d/app{r:02d}" for r in range(REPOSITORIES)]
@@ -54,7 +50,7 @@ def run(repeat: int) -> dict[str, object]:
             for round_number in range(repeat):
                 order = ["skopeo", "reconciler"] if round_number % 2 == 0 else ["reconciler", "skopeo"]
                 for tool in order:
-                    target = _fresh(scratch, f"{tool}-{round_number}")
+                    target = fresh_registry(scratch, f"{tool}-{round_number}")
                     try:
                         if tool == "skopeo":
                             command = skopeo_sync_command(sync_file, f"{target.host}/t")
