@@ -8,7 +8,7 @@ registries counted, from their access logs).
 
     python -m bench.copy_many [--repeat 2] [--json results.json]
 
-Images are deterministic (``reconciler.testing.imagegen``): every repository has a base layer shared by
+Images are deterministic (``testkit.imagegen``): every repository has a base layer shared by
 its images (as a runtime layer is); each image adds an application layer and its config, and each
 platform of an index one more layer.
 """

@@ -35,13 +35,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from reconciler.testing.localregistry import LocalRegistry
+    from testkit.localregistry import LocalRegistry
 
 TAIL_CHARS = 2000
 
 
 class CountsRequests(Protocol):
-    """What the harness needs of a registry: ``reconciler.testing.localregistry.LocalRegistry`` fits."""
+    """What the harness needs of a registry: ``testkit.localregistry.LocalRegistry`` fits."""
 
     name: str
 
@@ -115,7 +115,7 @@ class _Usage:
 
 def fresh_registry(scratch: Path, name: str) -> LocalRegistry:
     """A started registry with its own empty storage under ``scratch`` (a benchmark's target or source)."""
-    from reconciler.testing.localregistry import LocalRegistry
+    from testkit.localregistry import LocalRegistry
 
     return LocalRegistry(name=name, storage_dir=Path(tempfile.mkdtemp(prefix=f"{name}-", dir=scratch))).start()
 

@@ -28,9 +28,9 @@ import httpx
 
 from bench.harness import Measurement, compile_package, machine_info, markdown_table, run_measured, write_results
 from bench.imageset import reconciler_command
-from reconciler.demo import write_chain_state
-from reconciler.testing.imagegen import image_for, push_image
-from reconciler.testing.localregistry import LocalRegistry
+from testkit.demo import write_chain_state
+from testkit.imagegen import image_for, push_image
+from testkit.localregistry import LocalRegistry
 
 REPOSITORIES = 100
 

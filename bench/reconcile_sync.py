@@ -35,7 +35,7 @@ from bench.imageset import (
     skopeo_sync_command,
     write_skopeo_sync_file,
 )
-from reconciler.demo import write_chain_state
+from testkit.demo import write_chain_state
 
 
 def run(repeat: int) -> dict[str, object]:

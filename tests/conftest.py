@@ -29,7 +29,7 @@ from support.registries import AuthedRegistry, RegistryFactory
 from support.skopeo import SKOPEO_INSTALL_HINT, Skopeo, find_skopeo
 from support.tokenserver import ALL_ACTIONS, AclRule, TokenServer
 
-from reconciler.testing.localregistry import LocalRegistry, LocalRegistryError, find_registry_binary
+from testkit.localregistry import LocalRegistry, LocalRegistryError, find_registry_binary
 
 _REGISTRY_FIXTURES = {"registry", "session_registry", "registry_factory", "basic_registry", "token_registry"}
 

@@ -282,7 +282,7 @@ def demo(
     ] = None,
 ) -> None:
     """Run the whole product locally: five registries, seeded images, validate, plan, apply, plan again."""
-    from reconciler.demo import run_demo
+    from testkit.demo import run_demo
     from reconciler.errors import ReconcilerError
 
     try:

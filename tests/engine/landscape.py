@@ -11,9 +11,9 @@ from typing import Any
 
 import httpx
 
-from reconciler.demo import CHAIN_REGISTRIES, write_chain_state
-from reconciler.testing.imagegen import GeneratedImage, image_for, push_image
-from reconciler.testing.localregistry import LocalRegistry
+from testkit.demo import CHAIN_REGISTRIES, write_chain_state
+from testkit.imagegen import GeneratedImage, image_for, push_image
+from testkit.localregistry import LocalRegistry
 
 ENVS = ("d", "t", "s1", "s2", "p")
 ACCEPT = ", ".join(

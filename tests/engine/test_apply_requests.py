@@ -17,10 +17,10 @@ from support.registries import RegistryFactory
 from typer.testing import CliRunner
 
 from reconciler.cli import app
-from reconciler.demo import CHAIN_REGISTRIES, write_chain_state
+from testkit.demo import CHAIN_REGISTRIES, write_chain_state
 from reconciler.exitcodes import ExitCode
-from reconciler.testing.imagegen import GeneratedImage, image_for, make_layer, push_image
-from reconciler.testing.localregistry import LocalRegistry, RequestRecord
+from testkit.imagegen import GeneratedImage, image_for, make_layer, push_image
+from testkit.localregistry import LocalRegistry, RequestRecord
 
 pytestmark = [pytest.mark.registry]
 

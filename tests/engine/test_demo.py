@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.demo import run_demo
+from testkit.demo import run_demo
 
 pytestmark = [pytest.mark.registry]
 

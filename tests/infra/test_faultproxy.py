@@ -11,8 +11,8 @@ import pytest
 from support.faultproxy import FaultProxy
 from support.skopeo import Skopeo
 
-from reconciler.testing.imagegen import OCI_INDEX, image_for, push_image
-from reconciler.testing.localregistry import LocalRegistry
+from testkit.imagegen import OCI_INDEX, image_for, push_image
+from testkit.localregistry import LocalRegistry
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from support.registries import AuthedRegistry
 from support.skopeo import Skopeo
 
 from reconciler.errors import AuthError
-from reconciler.testing.imagegen import (
+from testkit.imagegen import (
     DOCKER_MANIFEST,
     DOCKER_MANIFEST_LIST,
     OCI_INDEX,
@@ -28,7 +28,7 @@ from reconciler.testing.imagegen import (
     push_image,
     write_oci_layout,
 )
-from reconciler.testing.localregistry import LocalRegistry
+from testkit.localregistry import LocalRegistry
 
 TWO_PLATFORMS = ("linux/amd64", "linux/arm64/v8")
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from support.registries import AuthedRegistry, RegistryFactory
 
-from reconciler.testing.localregistry import LocalRegistry, LocalRegistryError, find_registry_binary
+from testkit.localregistry import LocalRegistry, LocalRegistryError, find_registry_binary
 
 
 def test_registry_answers_v2_on_loopback_and_stops(registry_binary: Path) -> None:

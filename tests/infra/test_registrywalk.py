@@ -5,9 +5,9 @@ from __future__ import annotations
 import httpx
 from support.registries import AuthedRegistry, RegistryFactory
 
-from reconciler.testing.imagegen import image_for, push_image
-from reconciler.testing.localregistry import LocalRegistry
-from reconciler.testing.registrywalk import walk_registry
+from testkit.imagegen import image_for, push_image
+from testkit.localregistry import LocalRegistry
+from testkit.registrywalk import walk_registry
 
 TWO = ("linux/amd64", "linux/arm64/v8")
 

@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from reconciler.cli import app
 from reconciler.exitcodes import ExitCode
-from reconciler.testing.imagegen import image_for, push_image
-from reconciler.testing.localregistry import LocalRegistry
+from testkit.imagegen import image_for, push_image
+from testkit.localregistry import LocalRegistry
 
 RegistryFactory = Callable[..., LocalRegistry]
 

@@ -16,7 +16,7 @@ from reconciler.model.manifest import (
     parse_manifest,
     sha256_digest,
 )
-from reconciler.testing.imagegen import image_for
+from testkit.imagegen import image_for
 
 
 @pytest.mark.parametrize("fmt", ["docker", "oci"])

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Literal
 
-from reconciler.testing.localregistry import RequestKind, classify_path
+from testkit.localregistry import RequestKind, classify_path
 
 FaultKind = Literal["500", "503", "429", "reset", "cut", "cut_request"]
 ALL_FAULTS: tuple[FaultKind, ...] = ("500", "503", "429", "reset", "cut")  # the default random mix

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from reconciler.testing.localregistry import LocalRegistry, TokenAuthConfig
+from testkit.localregistry import LocalRegistry, TokenAuthConfig
 
 if TYPE_CHECKING:
     from support.tokenserver import TokenServer

@@ -42,7 +42,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from reconciler.testing.localregistry import TokenAuthConfig
+from testkit.localregistry import TokenAuthConfig
 from support.certs import self_signed_ca
 
 Algorithm = Literal["RS256", "ES256"]

@@ -280,7 +280,7 @@ def make_config(
         "config": container_config,
         "rootfs": {"type": "layers", "diff_ids": list(diff_ids)},
         "history": [
-            {"created": settings.created, "created_by": f"reconciler.testing layer {i}"} for i in range(len(diff_ids))
+            {"created": settings.created, "created_by": f"testkit layer {i}"} for i in range(len(diff_ids))
         ],
     }
     if platform.variant:

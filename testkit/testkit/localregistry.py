@@ -28,7 +28,6 @@ import subprocess
 import tempfile
 import time
 import uuid
-import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,25 +89,14 @@ def find_registry_binary(binary: str | os.PathLike[str] | None = None) -> Path:
 def bcrypt_hash(password: str) -> str:
     """A bcrypt hash of ``password`` for an htpasswd file (distribution accepts only bcrypt).
 
-    Uses the ``bcrypt`` package when installed, otherwise the C library's crypt(3) (libxcrypt on
-    Debian supports ``$2b$``). Cost 5 keeps tests fast; these are throwaway test credentials.
+    Uses the ``bcrypt`` package (a dependency of the test kit: the standard library's ``crypt`` module,
+    which earlier versions fell back on, was removed in Python 3.13). Cost 5 keeps tests fast; these are
+    throwaway test credentials.
     """
-    try:
-        import bcrypt  # type: ignore[import-not-found,unused-ignore]  # noqa: PLC0415 - optional
-    except ImportError:
-        pass
-    else:
-        hashed: bytes = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=5))
-        return hashed.decode()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        import crypt  # noqa: PLC0415 - Python <= 3.12 only; on 3.13+ install the bcrypt package
+    import bcrypt  # noqa: PLC0415 - only registries with Basic auth need it
 
-    salt = crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=1 << 5)  # noqa: S324 - bcrypt, as distribution requires
-    result = crypt.crypt(password, salt)
-    if not result or not result.startswith("$2"):
-        raise LocalRegistryError("this system's crypt(3) cannot make bcrypt hashes: `pip install bcrypt`")
-    return result
+    hashed: bytes = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=5))
+    return hashed.decode()
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -6,7 +6,7 @@ digest; it HEADs every config and layer blob. Anything missing or not matching i
 :class:`IntegrityProblem`. Crash-safety tests use it after killing an apply ("no tag ever points at an
 incomplete image"), and the demo can use it to show what the registries hold.
 
-It uses plain httpx with the simple challenge auth of :mod:`reconciler.testing.imagegen`, never the
+It uses plain httpx with the simple challenge auth of :mod:`testkit.imagegen`, never the
 product's registry client (which is what is being checked). Read-only: it never writes or deletes.
 """
 
@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from reconciler.testing.imagegen import INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, ChallengeAuth
+from testkit.imagegen import INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, ChallengeAuth
 
 _ACCEPT = ", ".join(MANIFEST_MEDIA_TYPES)
 

@@ -1,4 +1,4 @@
-"""``reconciler demo``: the whole product on one machine, against real local registries.
+"""The demo behind ``reconciler demo``: the whole product on one machine, against real local registries.
 
 It starts one ``docker-registry`` process per registry of the bundled example (on loopback, free ports,
 data under ``--data-dir`` or a temporary directory), copies ``examples/manifests/`` to a work directory,
@@ -35,7 +35,15 @@ from reconciler.model.desired import DesiredState
 if TYPE_CHECKING:
     from reconciler.engine.reconcile import PassReport
 
-DEFAULT_EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "manifests"
+def bundled_example() -> Path | None:
+    """The example desired state the demo runs: inside the installed wheel (``testkit/example``, copied
+    there from ``examples/manifests`` at build time), else the checkout's ``examples/manifests`` (an
+    editable install). None when neither exists."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "example", here.parent.parent / "examples" / "manifests"):
+        if (candidate / "reconciler.yaml").is_file():
+            return candidate
+    return None
 
 
 def _say(out: TextIO, text: str = "") -> None:
@@ -140,17 +148,15 @@ def run_demo(
     from reconciler.engine.registries import RegistryPool  # noqa: PLC0415
     from reconciler.engine.report import plan_lines, summary_line  # noqa: PLC0415
     from reconciler.manifests import load_desired_state, validate_directory  # noqa: PLC0415
-    from reconciler.testing.imagegen import image_for, push_image  # noqa: PLC0415
-    from reconciler.testing.localregistry import LocalRegistry  # noqa: PLC0415
+    from testkit.imagegen import image_for, push_image  # noqa: PLC0415
+    from testkit.localregistry import LocalRegistry  # noqa: PLC0415
 
     if example is None:
-        # The project checkout (editable install), else the current directory (a clone, installed non-editable).
-        candidates = [DEFAULT_EXAMPLE, Path.cwd() / "examples" / "manifests"]
-        example = next((c for c in candidates if (c / "reconciler.yaml").is_file()), DEFAULT_EXAMPLE)
+        example = bundled_example()
+        if example is None:
+            raise ReconcilerError("demo: the test kit was installed without its example; pass --example DIR")
     if not (example / "reconciler.yaml").is_file():
-        raise ReconcilerError(
-            f"demo: the example desired state is not at {example}; run from the project's checkout or pass --example"
-        )
+        raise ReconcilerError(f"demo: {example} holds no reconciler.yaml; pass --example DIR")
     started = time.monotonic()
     example_state = load_desired_state(example)
 
