@@ -282,8 +282,8 @@ def demo(
     ] = None,
 ) -> None:
     """Run the whole product locally: five registries, seeded images, validate, plan, apply, plan again."""
-    from testkit.demo import run_demo
     from reconciler.errors import ReconcilerError
+    from testkit.demo import run_demo
 
     try:
         ok = run_demo(data_dir=data_dir, keep_running=keep_running, out=sys.stdout, example=example)

@@ -17,8 +17,8 @@ from support.registries import RegistryFactory
 from typer.testing import CliRunner
 
 from reconciler.cli import app
-from testkit.demo import CHAIN_REGISTRIES, write_chain_state
 from reconciler.exitcodes import ExitCode
+from testkit.demo import CHAIN_REGISTRIES, write_chain_state
 from testkit.imagegen import GeneratedImage, image_for, make_layer, push_image
 from testkit.localregistry import LocalRegistry, RequestRecord
 

@@ -42,8 +42,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from testkit.localregistry import TokenAuthConfig
 from support.certs import self_signed_ca
+from testkit.localregistry import TokenAuthConfig
 
 Algorithm = Literal["RS256", "ES256"]
 HeaderMode = Literal["kid", "x5c"]
