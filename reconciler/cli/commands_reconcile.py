@@ -28,8 +28,8 @@ from reconciler.exitcodes import ExitCode
 
 if TYPE_CHECKING:
     from reconciler.engine.reconcile import PassReport
-    from reconciler.gitops import Source
     from reconciler.model.desired import DesiredState
+    from reconciler.source import DesiredStateTree
 
 
 class LogFormat(StrEnum):
@@ -62,14 +62,23 @@ CacheOption = Annotated[
 ]
 
 
-def _load(directory: Path | None, repo: str | None, ref: str, cache_dir: Path | None) -> tuple[Source, DesiredState]:
-    from reconciler.engine.reconcile import with_commit
-    from reconciler.gitops import git_source, local_source
-    from reconciler.manifests import load_desired_state
+def _load(
+    directory: Path | None, repo: str | None, ref: str, cache_dir: Path | None
+) -> tuple[DesiredStateTree, DesiredState]:
+    from reconciler.manifests import load_tree
+    from reconciler.source import open_directory, open_remote
 
-    source = git_source(repo, ref, cache_dir=cache_dir) if repo else local_source(directory or Path("."))
-    desired = load_desired_state(source.root)
-    return source, with_commit(desired, source.commit, source.commit_author)
+    if repo is None:
+        local = open_directory(directory or Path("."))
+        return local, load_tree(local)
+    with open_remote(repo, ref, cache_dir=cache_dir) as remote:
+        return remote, load_tree(remote)
+
+
+def _describe(tree: DesiredStateTree) -> str:
+    if tree.url is None and tree.revision is not None:
+        return f"{tree.root} @ {tree.revision.commit[:12]}"
+    return tree.root
 
 
 def _run_pass(
@@ -141,9 +150,9 @@ def _guarded(command: str, output: OutputFormat, body: Any) -> Any:
         raise _fail(command, output, ExitCode.FAILURE, f"error: {exc}") from None
 
 
-def _heading(source: Source, report: PassReport) -> str:
+def _heading(source: DesiredStateTree, report: PassReport) -> str:
     envs = ", ".join(report.plan.environments) or "no environments"
-    return f"reconciler plan: {source.describe()} ({envs})"
+    return f"reconciler plan: {_describe(source)} ({envs})"
 
 
 @app.command()
@@ -163,7 +172,7 @@ def plan(
     """Observe the registries and print what apply would do (nothing is written)."""
     from reconciler.engine.report import plan_lines, plan_markdown, report_to_dict, summary_line
 
-    def body() -> tuple[Source, PassReport]:
+    def body() -> tuple[DesiredStateTree, PassReport]:
         source, desired = _load(directory, repo, ref, cache_dir)
         return source, _run_pass(desired, only=env, dry_run=True, insecure=insecure, concurrency=1)
 
@@ -186,8 +195,9 @@ def plan(
         raise typer.Exit(int(ExitCode.CHANGES))
 
 
-def _source_dict(source: Source) -> dict[str, Any]:
-    return {"root": str(source.root), "url": source.url, "ref": source.ref, "commit": source.commit}
+def _source_dict(source: DesiredStateTree) -> dict[str, Any]:
+    commit = source.revision.commit if source.revision is not None else None
+    return {"root": source.root, "url": source.url, "ref": source.ref, "commit": commit}
 
 
 @app.command()
@@ -226,7 +236,7 @@ def apply(
     audit_path = audit_log or default_audit_path()
     json_log = log_format is LogFormat.json
 
-    def body() -> tuple[Source, PassReport]:
+    def body() -> tuple[DesiredStateTree, PassReport]:
         source, desired = _load(directory, repo, ref, cache_dir)
         report = _run_pass(
             desired,
@@ -247,10 +257,10 @@ def apply(
             envelope("apply", status, source=_source_dict(source), audit_log=str(audit_path), **report_to_dict(report))
         )
     elif output is OutputFormat.markdown and not json_log:
-        heading = f"reconciler apply: {source.describe()}"
+        heading = f"reconciler apply: {_describe(source)}"
         typer.echo(results_markdown(report.results or (), heading), nl=False)
     elif not json_log:
-        typer.echo(f"reconciler apply: {source.describe()} ({', '.join(report.plan.environments)})")
+        typer.echo(f"reconciler apply: {_describe(source)} ({', '.join(report.plan.environments)})")
         typer.echo(summary_line(report.plan))
         for result in report.results or ():
             if result.succeeded:

@@ -65,10 +65,10 @@ def validate(
     output: Annotated[OutputFormat, typer.Option("--output", "-o", help="text, markdown or json.")] = OutputFormat.text,
 ) -> None:
     """Validate a desired-state directory offline; report every problem as path:line:column."""
-    from reconciler.manifests import check_promotions, exists_at, inspect_at, inspect_source  # noqa: PLC0415
-    from reconciler.manifests.source import DirectorySource  # noqa: PLC0415
+    from reconciler.manifests import check_promotions, exists_at, inspect_at, inspect_tree  # noqa: PLC0415
+    from reconciler.source import DirectoryTree  # noqa: PLC0415
 
-    state, problems = inspect_source(DirectorySource(directory))
+    state, problems = inspect_tree(DirectoryTree(directory))
     if base is not None:
         try:
             base_state = None

@@ -10,7 +10,6 @@ draws), and writes to registries only through ``RegistryAccess`` and only when n
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -162,10 +161,3 @@ async def reconcile_pass(
         planned_at - observed_at,
         finished - planned_at,
     )
-
-
-def with_commit(desired: DesiredState, commit: str | None, author: str | None) -> DesiredState:
-    """The desired state stamped with the Git commit it was read at (for the audit log)."""
-    if commit is None and author is None:
-        return desired
-    return dataclasses.replace(desired, commit=commit, commit_author=author)

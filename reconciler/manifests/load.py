@@ -1,23 +1,26 @@
 """Load a whole desired-state repository: ``reconciler.yaml`` plus ``environments/*.yaml``.
 
-Runs every per-file check, then the checks that span files: a file for every defined environment and
-no file for an undefined one, and one digest per image tag across all environments (a tag never names
-two images). Problems come back sorted by file, line and column, all of them from one pass.
+Reads through a ``DesiredStateTree`` (a directory or a commit, ``reconciler.source``), runs every
+per-file check, then the checks that span files: a file for every defined environment and no file for an
+undefined one, and one digest per image tag across all environments (a tag never names two images).
+Problems come back sorted by file, line and column, all of them from one pass. The loaded state is
+stamped with the tree's revision here, and only here.
 This module never writes, and never talks to a registry.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from pathlib import Path
 
-from reconciler.errors import DesiredStateError, SourceError
+from reconciler.errors import DesiredStateError
 from reconciler.manifests.config import CONFIG_FILE, validate_config
 from reconciler.manifests.envfile import TagRule, validate_environment_file
-from reconciler.manifests.source import ENVIRONMENTS_DIR, DesiredStateSource, DirectorySource
 from reconciler.manifests.yamltree import parse_yaml
 from reconciler.model.desired import Config, DesiredState, EnvironmentState, PinnedVersion
 from reconciler.model.problems import Problem
+from reconciler.source import DesiredStateTree, open_commit, open_directory
+from reconciler.source.tree import ENVIRONMENTS_DIR
 
 
 def _short(digest: str) -> str:
@@ -25,7 +28,7 @@ def _short(digest: str) -> str:
     return f"{algorithm}:{hexpart[:12]}"
 
 
-def inspect_source(source: DesiredStateSource) -> tuple[DesiredState, list[Problem]]:
+def inspect_tree(source: DesiredStateTree) -> tuple[DesiredState, list[Problem]]:
     """Validate everything; return a best-effort state (what was valid) and every problem, sorted.
 
     The state is only trustworthy when the problem list is empty; ``--base`` uses the best-effort state of
@@ -80,7 +83,8 @@ def inspect_source(source: DesiredStateSource) -> tuple[DesiredState, list[Probl
                     0,
                     0,
                     "file-unreadable",
-                    f"{path} is not a regular file inside the desired-state repository (a link pointing outside it?)",
+                    f"{path} is not a regular file inside the desired-state repository "
+                    "(a directory, a FIFO, or a link pointing outside the repository or in a loop?)",
                 )
             )
             continue
@@ -124,8 +128,33 @@ def inspect_source(source: DesiredStateSource) -> tuple[DesiredState, list[Probl
         env.name: states.get(env.name) or EnvironmentState(env.name, {}, f"{ENVIRONMENTS_DIR}/{env.name}.yaml")
         for env in config.environments
     }
-    desired = DesiredState(root=source.root, config=config, environments=environments)
+    config = _with_local_files(config, source, problems)
+    revision = source.revision
+    desired = DesiredState(
+        root=source.root,
+        config=config,
+        environments=environments,
+        commit=revision.commit if revision is not None else None,
+        commit_author=revision.author if revision is not None else None,
+    )
     return desired, sorted(set(problems))
+
+
+def _with_local_files(config: Config, source: DesiredStateTree, problems: list[Problem]) -> Config:
+    """The config with every registry's relative ``ca_bundle`` replaced by a file on disk holding it (the
+    TLS library opens it by name; a tree read from a commit has no directory of its own)."""
+    registries = dict(config.registries)
+    for name, registry in config.registries.items():
+        bundle = registry.ca_bundle
+        if bundle is None or os.path.isabs(bundle) or not source.exists(bundle):
+            continue  # absolute paths are the machine's; a missing one was reported by validate_config
+        local = source.local_path(bundle)
+        if local is None:
+            reason = f"registry {name!r} ca_bundle {bundle!r} is not a regular file"
+            problems.append(Problem(CONFIG_FILE, 0, 0, "file-unreadable", reason))
+            continue
+        registries[name] = dataclasses.replace(registry, ca_bundle=str(local))
+    return dataclasses.replace(config, registries=registries)
 
 
 def _tag_conflicts(states: list[EnvironmentState]) -> list[Problem]:
@@ -155,21 +184,40 @@ def _tag_conflicts(states: list[EnvironmentState]) -> list[Problem]:
     return problems
 
 
-def _directory(root: str | os.PathLike[str]) -> DirectorySource:
-    if not Path(root).is_dir():
-        raise SourceError(f"{os.fspath(root)} is not a directory")
-    return DirectorySource(root)
+def load_tree(source: DesiredStateTree) -> DesiredState:
+    """The valid desired state of ``source``; raises DesiredStateError carrying every problem."""
+    state, problems = inspect_tree(source)
+    if problems:
+        raise DesiredStateError(problems)
+    return state
 
 
 def validate_directory(root: str | os.PathLike[str]) -> list[Problem]:
     """Every problem of the desired state under ``root``, sorted; empty when it is valid."""
-    _state, problems = inspect_source(_directory(root))
+    _state, problems = inspect_tree(open_directory(root))
     return problems
 
 
 def load_desired_state(root: str | os.PathLike[str]) -> DesiredState:
-    """The valid desired state under ``root``; raises DesiredStateError carrying every problem."""
-    state, problems = inspect_source(_directory(root))
-    if problems:
-        raise DesiredStateError(problems)
-    return state
+    """The valid desired state under ``root`` (stamped with its Git revision when it lies in a work tree);
+    raises DesiredStateError carrying every problem, SourceError when ``root`` is not a directory."""
+    return load_tree(open_directory(root))
+
+
+def inspect_at(directory: str | os.PathLike[str], ref: str) -> tuple[DesiredState, list[Problem]]:
+    """Best-effort state of ``directory`` as it was at Git ``ref``, and every problem (see ``inspect_tree``)."""
+    with open_commit(directory, ref) as tree:
+        return inspect_tree(tree)
+
+
+def load_desired_state_at(directory: str | os.PathLike[str], ref: str) -> DesiredState:
+    """The valid desired state of ``directory`` at Git ``ref``; DesiredStateError with every problem when
+    invalid, SourceError when ``directory`` is not in a Git work tree or ``ref`` names no commit."""
+    with open_commit(directory, ref) as tree:
+        return load_tree(tree)
+
+
+def exists_at(directory: str | os.PathLike[str], ref: str) -> bool:
+    """Whether the desired-state directory existed at ``ref`` (held a reconciler.yaml)."""
+    with open_commit(directory, ref) as tree:
+        return tree.exists(CONFIG_FILE)

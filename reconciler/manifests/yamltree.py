@@ -34,14 +34,13 @@ from ruamel.yaml.events import (
 from ruamel.yaml.resolver import VersionedResolver
 
 from reconciler.model.problems import Problem
+from reconciler.source.tree import MAX_FILE_BYTES
 
 try:  # libyaml's parser: several times faster than ruamel's pure-Python scanner on large files
     from _ruamel_yaml import CParser as _CParser  # type: ignore[import-not-found,unused-ignore]
 except ImportError:  # pragma: no cover - depends on ruamel.yaml.clib being installed
     _CParser = None
 
-MAX_FILE_BYTES = 5 * 1024 * 1024
-"""Desired-state files are small; anything larger is a mistake or an attack."""
 MAX_DEPTH = 64
 """The deepest legitimate desired-state document nests about 5 levels."""
 

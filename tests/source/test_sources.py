@@ -1,4 +1,5 @@
-"""Desired state from Git: a bare repository in tmp, fetched into a cache, by branch, tag and SHA."""
+"""Desired state from a directory and from Git: a bare repository in tmp, fetched into a cache, by branch,
+tag and SHA, read from the object database without a checkout."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.errors import SourceError
-from reconciler.gitops import git_source, local_source, redact_url
+from reconciler.source import open_directory, open_remote, redact_url
 
 
 def git(cwd: Path, *args: str) -> str:
@@ -49,56 +50,65 @@ def test_branch_tag_and_sha_resolve_to_snapshots(origin: tuple[Path, Path], tmp_
     git(work, "push", "-q", "--tags", "origin", "main")
     second_sha = git(work, "rev-parse", "HEAD")
 
-    head = git_source(f"file://{bare}", "main", cache_dir=cache)
-    assert head.commit == second_sha
-    assert head.commit_author == "Ada Lovelace <ada@example.com>"
-    assert "# second" in (head.root / "reconciler.yaml").read_text()
+    with open_remote(f"file://{bare}", "main", cache_dir=cache) as head:
+        assert head.revision is not None
+        assert head.revision.commit == second_sha
+        assert head.revision.author == "Ada Lovelace <ada@example.com>"
+        assert b"# second" in (head.read("reconciler.yaml") or b"")
 
-    tagged = git_source(f"file://{bare}", "v1", cache_dir=cache)
-    assert tagged.commit == first_sha
-    assert "# second" not in (tagged.root / "reconciler.yaml").read_text()
-    assert git_source(f"file://{bare}", first_sha, cache_dir=cache).root == tagged.root
-    # one clone per URL, reused
-    assert len(list((cache / "sources").iterdir())) == 1
+    with open_remote(f"file://{bare}", "v1", cache_dir=cache) as tagged:
+        assert tagged.revision is not None
+        assert tagged.revision.commit == first_sha
+        assert b"# second" not in (tagged.read("reconciler.yaml") or b"")
+    with open_remote(f"file://{bare}", first_sha, cache_dir=cache) as by_sha:
+        assert by_sha.sha == first_sha
+    # one clone per URL, reused; nothing checked out or exported next to it
+    homes = list((cache / "sources").iterdir())
+    assert len(homes) == 1
+    assert sorted(p.name for p in homes[0].iterdir()) == ["lock", "repo.git"]
 
 
 def test_new_commits_are_fetched_on_the_next_run(origin: tuple[Path, Path], tmp_path: Path) -> None:
     bare, work = origin
     cache = tmp_path / "cache"
-    before = git_source(str(bare), "main", cache_dir=cache)
+    before = open_remote(str(bare), "main", cache_dir=cache)
     (work / "environments").mkdir()
     (work / "environments" / "t.yaml").write_text("environment: t\n")
     git(work, "add", ".")
     git(work, "commit", "-q", "-m", "add t")
     git(work, "push", "-q", "origin", "main")
-    after = git_source(str(bare), "main", cache_dir=cache)
-    assert after.commit != before.commit
-    assert (after.root / "environments" / "t.yaml").is_file()
-    assert not (before.root / "environments").exists()  # snapshots are immutable
+    with open_remote(str(bare), "main", cache_dir=cache) as after:
+        assert after.revision != before.revision
+        assert after.environment_files() == ["environments/t.yaml"]
+    with before:
+        assert before.environment_files() == []  # a commit's tree never changes under a reader
 
 
 def test_unknown_ref_and_unreachable_url_raise_source_error(origin: tuple[Path, Path], tmp_path: Path) -> None:
     bare, _work = origin
     with pytest.raises(SourceError, match="no branch, tag or commit named 'nope'"):
-        git_source(str(bare), "nope", cache_dir=tmp_path / "c")
+        open_remote(str(bare), "nope", cache_dir=tmp_path / "c")
     with pytest.raises(SourceError, match=r"cannot fetch https://\*\*\*@127\.0\.0\.1:1/x\.git") as caught:
-        git_source("https://bob:hunter2@127.0.0.1:1/x.git", "main", cache_dir=tmp_path / "c")
+        open_remote("https://bob:hunter2@127.0.0.1:1/x.git", "main", cache_dir=tmp_path / "c")
     assert "hunter2" not in str(caught.value)
     assert not any("hunter2" in p.read_text(errors="ignore") for p in (tmp_path / "c").rglob("*") if p.is_file())
 
 
 def test_local_directory_records_commit_and_dirty_state(origin: tuple[Path, Path], tmp_path: Path) -> None:
     _bare, work = origin
-    clean = local_source(work)
+    clean = open_directory(work).revision
+    assert clean is not None
     assert clean.commit == git(work, "rev-parse", "HEAD")
-    assert clean.commit_author == "Ada Lovelace <ada@example.com>"
+    assert clean.author == "Ada Lovelace <ada@example.com>"
     (work / "reconciler.yaml").write_text("version: 1\n# edited\n")
-    assert local_source(work).commit == clean.commit + "-dirty"
+    dirty = open_directory(work).revision
+    assert dirty is not None
+    assert dirty.commit == clean.commit + "-dirty"
     plain = tmp_path / "plain"
     plain.mkdir()
-    assert local_source(plain).commit is None
+    assert open_directory(plain).revision is None
     with pytest.raises(SourceError):
-        local_source(tmp_path / "absent")
+        open_directory(tmp_path / "absent")
 
 
 def test_redact_url() -> None:
