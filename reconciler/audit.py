@@ -19,29 +19,19 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
 from reconciler.errors import ReconcilerError
+from reconciler.model.redact import redact
 
 AUDIT_LOG_ENV = "RECONCILER_AUDIT_LOG"
 
-_SECRETS = (
-    (re.compile(r"(?i)(\w+://)[^/@\s:]+:[^/@\s]*@"), r"\1***@"),
-    (re.compile(r"(?i)\b(authorization\s*[:=]\s*)(\S+(\s+\S+)?)"), r"\1***"),
-    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 ***"),
-    (re.compile(r"(?i)\b(password|passwd|token|secret)(\s*[:=]\s*)\S+"), r"\1\2***"),
-)
-
-
 def scrub(text: str) -> str:
     """``text`` with anything that looks like a credential replaced by ``***``."""
-    for pattern, replacement in _SECRETS:
-        text = pattern.sub(replacement, text)
-    return text
+    return redact(text)
 
 
 def default_audit_path() -> Path:

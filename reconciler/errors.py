@@ -6,6 +6,11 @@ re-raised as one of these with ``raise ... from exc``, so callers never need to 
 failed. Messages carry what a user can act on (file and line, registry, repository, digest) and never a
 secret: no password, token or Authorization header ever reaches a message or a repr.
 
+Every error says whether it is worth retrying (kopf's temporary vs permanent): ``temporary`` is True when
+the same operation may succeed later without anyone changing anything (a 503, a dropped connection, a
+registry that stopped answering), and ``retry_after`` is the delay the other side asked for, if any. The
+controller's backoff and the per-image outcomes read these two attributes and nothing else.
+
     ReconcilerError
     ├── DesiredStateError          invalid desired state; carries every Problem found (exit 3)
     ├── PolicyError                a policy gate or trust rule refused an image (exit 3)
@@ -15,8 +20,9 @@ secret: no password, token or Authorization header ever reaches a message or a r
         ├── AuthError              401/403, bad credentials, token flow failed
         ├── NotFoundError          404 for a manifest, blob or repository
         ├── DigestMismatchError    bytes did not hash to the digest that named them
-        ├── UnsupportedManifestError  schema1, unknown media type, oversized manifest
-        └── TransientRegistryError 429, 5xx, connection errors: worth a retry
+        ├── UnsupportedManifestError  schema1, unknown media type, oversized manifest or answer
+        └── TransientRegistryError 429, 5xx, connection errors, timeouts: temporary
+            └── UnresponsiveRegistryError  the registry stopped answering: its other requests fail fast
 """
 
 from __future__ import annotations
@@ -29,7 +35,12 @@ if TYPE_CHECKING:
 
 
 class ReconcilerError(Exception):
-    """Base of every error reconciler raises on purpose."""
+    """Base of every error reconciler raises on purpose. Permanent unless a subclass says otherwise."""
+
+    temporary: bool = False
+    """True when retrying later, with nothing changed, may succeed."""
+    retry_after: float | None = None
+    """Seconds the other side asked us to wait before retrying (``Retry-After``), when it said."""
 
 
 class DesiredStateError(ReconcilerError):
@@ -98,6 +109,8 @@ class UnsupportedManifestError(RegistryError):
 class TransientRegistryError(RegistryError):
     """A failure worth retrying: 429, 5xx, a dropped or refused connection, a timeout."""
 
+    temporary = True
+
     def __init__(
         self,
         message: str,
@@ -110,3 +123,8 @@ class TransientRegistryError(RegistryError):
     ) -> None:
         super().__init__(message, registry=registry, repository=repository, digest=digest, status=status)
         self.retry_after = retry_after
+
+
+class UnresponsiveRegistryError(TransientRegistryError):
+    """The registry accepts connections but stopped answering (requests ran past their deadline): the
+    rest of this pass's requests to it fail at once instead of each waiting for its own deadline."""

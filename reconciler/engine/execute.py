@@ -26,7 +26,7 @@ from typing import Protocol
 from reconciler.engine.access import RegistryAccess
 from reconciler.errors import ReconcilerError
 from reconciler.model.plan import Action, ActionKind, ConflictResolution, Plan
-from reconciler.registry.copier import CopyProgress
+from reconciler.model.store import CopyProgress
 
 DEFAULT_APPLY_CONCURRENCY = 16
 

@@ -3,10 +3,12 @@
 Public API (stable; the engine codes against it):
 
 * ``RegistryClient`` one async client per registry base URL: ping, manifests (HEAD/GET/PUT/DELETE),
-  tags, catalog, blobs (HEAD, streaming GET, upload, cross-repository mount). Raises only the
-  ``reconciler.errors.RegistryError`` family, each naming registry, repository and digest.
-* ``Copier`` / ``copy_image`` copy an image (all platforms) by digest: blobs, child manifests, index,
-  then the tag LAST, so a tag never points at an incomplete image. ``CopyReport`` says what it did.
+  tags, catalog, blobs (HEAD, streaming GET, upload, cross-repository mount); an ``ImageStore``. Raises
+  only the ``reconciler.errors.RegistryError`` family, each naming registry, repository and digest.
+  Inside: ``session`` (the wire: TLS, slots, auth, deadlines, retries, the one exception mapping),
+  ``client`` (the read API), ``uploads`` (mount, monolithic, chunked, the hashing pipe).
+* ``Copier`` / ``copy_image`` copy an image (all platforms) by digest between any two image stores:
+  blobs, child manifests, index, then the tag LAST, so a tag never points at an incomplete image.
 * ``Credentials``, ``credentials_for``, ``default_resolver`` where credentials come from (environment
   variables, Docker's ``config.json`` and credential helpers; see ``credentials`` for the naming).
 * ``client_for(registry)`` a client built from a ``reconciler.yaml`` registry entry.
@@ -23,23 +25,10 @@ from typing import TYPE_CHECKING
 import httpx
 
 from reconciler.model.manifest import Descriptor, Manifest, Platform
-from reconciler.registry.client import (
-    DEFAULT_MAX_CONCURRENCY,
-    BlobOpener,
-    RegistryClient,
-    RequestStats,
-    UploadOutcome,
-    is_loopback,
-    normalize_registry_url,
-)
-from reconciler.registry.copier import (
-    BlobOutcome,
-    Copier,
-    CopyProgress,
-    CopyReport,
-    ImageSource,
-    copy_image,
-)
+from reconciler.model.registryurl import is_loopback, normalize_registry_url
+from reconciler.model.store import BlobOpener, BlobOutcome, CopyProgress, ImageStore, UploadOutcome
+from reconciler.registry.client import RegistryClient
+from reconciler.registry.copier import Copier, CopyReport, ImageSource, copy_image
 from reconciler.registry.credentials import (
     CredentialResolver,
     Credentials,
@@ -49,11 +38,13 @@ from reconciler.registry.credentials import (
     registry_env_prefix,
 )
 from reconciler.registry.retry import RetryPolicy
+from reconciler.registry.session import DEFAULT_DEADLINE_SECONDS, DEFAULT_MAX_CONCURRENCY, RequestStats
 
 if TYPE_CHECKING:  # only annotations: `reconciler copy` never loads the desired-state model (~15 ms)
     from reconciler.model.desired import Registry
 
 __all__ = [
+    "DEFAULT_DEADLINE_SECONDS",
     "DEFAULT_MAX_CONCURRENCY",
     "BlobOpener",
     "BlobOutcome",
@@ -64,6 +55,7 @@ __all__ = [
     "Credentials",
     "Descriptor",
     "ImageSource",
+    "ImageStore",
     "Manifest",
     "Platform",
     "RegistryClient",
@@ -89,6 +81,7 @@ def client_for(
     retry: RetryPolicy | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     default_max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+    deadline: float = DEFAULT_DEADLINE_SECONDS,
 ) -> RegistryClient:
     """A ``RegistryClient`` for a registry of ``reconciler.yaml``.
 
@@ -108,4 +101,5 @@ def client_for(
         retry=retry,
         transport=transport,
         name=registry.name,
+        deadline=deadline,
     )

@@ -7,9 +7,13 @@ per set of scopes until their ``expires_in`` runs out (minus a safety margin), s
 to one repository cost one token request. A mount needs ``pull`` on the source repository and
 ``pull,push`` on the target: both scopes go into one token.
 
+A token realm must meet the rule of a registry URL (``reconciler.model.registryurl.check_realm``): HTTPS,
+or loopback, or a registry marked insecure; credentials are never sent to a plain-HTTP realm elsewhere.
+
 Secrets live only in this object's private fields and in request headers; they are never logged, put in
 an exception message or shown by a repr. The token endpoint's error bodies are not echoed either (a
-misconfigured server can reflect the credentials in them).
+misconfigured server can reflect the credentials in them), and ``secrets()`` lists every secret in use so
+the session can scrub any text a registry sends back before it is shown.
 """
 
 from __future__ import annotations
@@ -26,7 +30,9 @@ from typing import TYPE_CHECKING
 import httpx
 
 from reconciler.errors import AuthError, TransientRegistryError
+from reconciler.model.registryurl import check_realm
 from reconciler.registry.credentials import CredentialResolver, Credentials
+from reconciler.registry.reply import Reply
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -93,8 +99,11 @@ class _Token:
 class Authenticator:
     """Authentication state of one registry client. Not shared between registries."""
 
-    def __init__(self, *, registry: str, credentials: Credentials | CredentialResolver | None) -> None:
+    def __init__(
+        self, *, registry: str, credentials: Credentials | CredentialResolver | None, insecure: bool = False
+    ) -> None:
         self._registry = registry
+        self._insecure = insecure
         self._source = credentials
         self._credentials: Credentials | None = None
         self._resolved = credentials is None or isinstance(credentials, Credentials)
@@ -127,11 +136,22 @@ class Authenticator:
                     self._resolved = True
         return self._credentials
 
+    def secrets(self) -> list[str]:
+        """Every secret this registry's requests carry now (password, identity token, the Basic header's
+        base64, bearer tokens): texts a registry sends back are scrubbed of them before anyone sees them."""
+        found: list[str] = [token.value for token in self._tokens.values()]
+        creds = self._credentials
+        if creds is not None:
+            found += [creds.password, creds.identity_token or ""]
+            if not creds.identity_token:
+                found.append(_basic(creds).removeprefix("Basic "))
+        return [secret for secret in found if len(secret) >= 4]
+
     def _key(self, scopes: Sequence[str]) -> tuple[str, ...]:
         return normalize_scopes(scopes)
 
     async def authorization(
-        self, scopes: Sequence[str], fetch: Callable[[httpx.Request], Awaitable[httpx.Response]]
+        self, scopes: Sequence[str], fetch: Callable[[httpx.Request], Awaitable[Reply]]
     ) -> str | None:
         """The Authorization header value for a request needing ``scopes``, or None (anonymous or
         scheme still unknown)."""
@@ -157,15 +177,16 @@ class Authenticator:
 
     async def on_challenge(
         self,
-        response: httpx.Response,
+        headers: httpx.Headers,
         scopes: Sequence[str],
         sent: str | None,
-        fetch: Callable[[httpx.Request], Awaitable[httpx.Response]],
+        fetch: Callable[[httpx.Request], Awaitable[Reply]],
     ) -> str:
-        """Handle a 401: learn the scheme, and return the Authorization header to retry with.
-        Raises AuthError when a retry cannot succeed (no credentials, or the ones sent were refused)."""
+        """Handle a 401 (``headers`` are its headers): learn the scheme, and return the Authorization header
+        to retry with. Raises AuthError when a retry cannot succeed (no credentials, or the ones sent were
+        refused, or a realm credentials must not be sent to)."""
         self.learned = True
-        challenges = [parse_challenge(value) for value in response.headers.get_list("www-authenticate")]
+        challenges = [parse_challenge(value) for value in headers.get_list("www-authenticate")]
         usable = [c for c in challenges if c is not None]
         if not usable:
             raise AuthError(
@@ -190,6 +211,10 @@ class Authenticator:
             return header
         if not challenge.realm:
             raise AuthError("Bearer challenge without a realm", registry=self._registry, status=401)
+        try:
+            check_realm(challenge.realm, insecure=self._insecure)
+        except ValueError as exc:
+            raise AuthError(f"refusing the registry's token service: {exc}", registry=self._registry) from None
         wanted = list(scopes)
         if challenge.scope:
             wanted.extend(s for s in challenge.scope.split(" ") if s)
@@ -214,9 +239,7 @@ class Authenticator:
             self._tokens[key] = token
         return f"Bearer {token.value}"
 
-    async def _fetch_token(
-        self, scopes: tuple[str, ...], fetch: Callable[[httpx.Request], Awaitable[httpx.Response]]
-    ) -> _Token:
+    async def _fetch_token(self, scopes: tuple[str, ...], fetch: Callable[[httpx.Request], Awaitable[Reply]]) -> _Token:
         challenge = self._challenge
         assert challenge is not None
         assert challenge.realm is not None
@@ -241,27 +264,21 @@ class Authenticator:
             headers = {"Authorization": _basic(creds)} if creds is not None else {}
             request = httpx.Request("GET", challenge.realm, params=params, headers=headers)
         started = time.monotonic()
-        response = await fetch(request)
-        if response.status_code in (401, 403):
+        reply = await fetch(request)
+        if reply.status in (401, 403):
             raise AuthError(
-                f"the token service refused the credentials ({response.status_code})",
+                f"the token service refused the credentials ({reply.status})",
                 registry=self._registry,
-                status=response.status_code,
+                status=reply.status,
             )
-        if response.status_code == 429 or response.status_code >= 500:
+        if reply.status == 429 or reply.status >= 500:
             raise TransientRegistryError(
-                f"the token service answered {response.status_code}",
-                registry=self._registry,
-                status=response.status_code,
+                f"the token service answered {reply.status}", registry=self._registry, status=reply.status
             )
-        if response.status_code != 200:
-            raise AuthError(
-                f"the token service answered {response.status_code}",
-                registry=self._registry,
-                status=response.status_code,
-            )
+        if reply.status != 200:
+            raise AuthError(f"the token service answered {reply.status}", registry=self._registry, status=reply.status)
         try:
-            document = response.json()
+            document = reply.json()
             value = document.get("token") or document.get("access_token")
             lifetime = int(document.get("expires_in") or DEFAULT_TOKEN_SECONDS)
         except (ValueError, AttributeError, TypeError) as exc:

@@ -1,4 +1,7 @@
-"""The copy engine: copy an image (all platforms) by digest from one repository to another.
+"""The copy engine: copy an image (all platforms) by digest between any two image stores.
+
+A registry and an OCI layout (the archive) are both image stores (``ImageStore``), so this one engine
+serves copy, promotion, archive, restore and export (regclient's ``scheme`` model).
 
 Order is what makes a copy crash-safe: every blob of an image manifest is in the target before that
 manifest is written, every child manifest before its index, and the tag is written LAST (by putting the
@@ -13,54 +16,34 @@ repository of the target registry; a HEAD that finds it present; else a stream f
 A ``Copier`` shares all of this across the copies it runs concurrently: a blob needed by ten images is
 transferred once while the other nine wait for it.
 
+Failures are one error per copy, never an exception group: when concurrent blob or child transfers fail,
+the first failure (a ``ReconcilerError`` naming store, repository and digest) is what the copy raises, and
+the other transfers are cancelled. A source that sends more bytes than its descriptor says is stopped at
+that byte and blamed (the target's upload session is cancelled, nothing lands).
+
 A copy never deletes anything and never moves a tag it was not asked to write.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any
 
-from reconciler.errors import RegistryError
+from reconciler.errors import DigestMismatchError, ReconcilerError, RegistryError
 from reconciler.model.digest import Digest, is_valid_digest
 from reconciler.model.manifest import Descriptor, Manifest
-from reconciler.registry.client import BlobOpener, RegistryClient
+from reconciler.model.store import BlobOpener, BlobOutcome, CopyProgress, ImageStore
 
-BlobOutcome = Literal["copied", "mounted", "skipped"]
 DEFAULT_PARALLEL_BLOBS = 8
 SMALL_BLOB_BYTES = 256 * 1024
 """Blobs up to this size are read whole before they are sent (at most one per blob slot in memory)."""
 
 
-class ImageSource(Protocol):
-    """Where a copy reads from. ``RegistryClient`` is one; an OCI-layout archive can be another."""
-
-    @property
-    def key(self) -> str:
-        """Identity of the store: equal keys mean blobs can be mounted between repositories."""
-        ...
-
-    @property
-    def name(self) -> str: ...
-
-    async def get_manifest(self, repository: str, reference: str) -> Manifest: ...
-
-    def stream_blob(self, repository: str, digest: str) -> AbstractAsyncContextManager[AsyncIterator[bytes]]: ...
-
-
-class CopyProgress(Protocol):
-    """Receives progress of the blobs of a copy (a terminal progress bar, a metrics counter)."""
-
-    def blob_started(self, digest: str, size: int) -> None: ...
-
-    def blob_advanced(self, digest: str, nbytes: int) -> None:
-        """``nbytes`` more bytes of ``digest`` were sent (negative when a retry starts over)."""
-        ...
-
-    def blob_finished(self, digest: str, outcome: BlobOutcome) -> None: ...
+ImageSource = ImageStore
+"""Kept for the callers that name the source side: any ``ImageStore``."""
 
 
 @dataclass(slots=True)
@@ -125,7 +108,7 @@ class Copier:
         source: ImageSource,
         source_repository: str,
         reference: str,
-        target: RegistryClient,
+        target: ImageStore,
         target_repository: str,
         tag: str | None = None,
         source_manifest: Manifest | None = None,
@@ -196,13 +179,9 @@ class Copier:
                     job.report.platforms.append(str(descriptor.platform))
                 await self._copy_manifest(job, child_manifest, None)
 
-            async with asyncio.TaskGroup() as group:
-                for descriptor in manifest.manifests:
-                    group.create_task(child(descriptor))
+            await _all_or_first_error([child(descriptor) for descriptor in manifest.manifests])
         else:
-            async with asyncio.TaskGroup() as group:
-                for blob in manifest.blobs:
-                    group.create_task(self._blob(job, blob))
+            await _all_or_first_error([self._blob(job, blob) for blob in manifest.blobs])
         # Children and blobs are all in place: now the manifest itself, under the tag when this is the top.
         await job.target.put_manifest(
             job.target_repository, tag or str(manifest.digest), manifest.raw, manifest.media_type
@@ -253,13 +232,20 @@ class Copier:
                 return "skipped"
 
         def opener() -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
-            return source.stream_blob(job.source_repository, digest)
+            return _no_longer_than(source, job.source_repository, blob)
 
         content: bytes | BlobOpener = opener
-        if not same_registry and 0 <= blob.size <= SMALL_BLOB_BYTES and isinstance(source, RegistryClient):
+        if not same_registry and 0 <= blob.size <= SMALL_BLOB_BYTES:
             # A config or a small layer: read whole (verified as it arrives) and sent in one write, which
             # saves the streaming machinery's per-blob cost; larger blobs stream in bounded chunks.
             content = await source.get_blob(job.source_repository, digest, max_bytes=SMALL_BLOB_BYTES)
+            if len(content) != blob.size:
+                raise DigestMismatchError(
+                    f"source's blob has {len(content)} bytes, its descriptor says {blob.size}; copy aborted",
+                    registry=source.name,
+                    repository=job.source_repository,
+                    digest=digest,
+                )
 
         advanced: Callable[[int], None] | None = None
         if progress is not None:
@@ -275,10 +261,59 @@ class Copier:
             size=blob.size,
             mount_from=job.source_repository if same_registry else None,
             progress=advanced,
-            # RegistryClient.stream_blob already hashes the source and fails before its last chunk.
-            verify=not isinstance(source, RegistryClient),
+            # Every store verifies what it reads (the ImageStore contract): hashing again here would only
+            # double the CPU; the upload still holds its last block back until the source's check passed.
+            verify=False,
         )
         return "mounted" if outcome == "mounted" else "copied"
+
+
+async def _all_or_first_error(work: list[Coroutine[Any, Any, None]]) -> None:
+    """Run ``work`` concurrently; on the first failure cancel the rest and raise THAT error (not an
+    exception group: one copy fails with one cause, which names its store, repository and digest)."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            for item in work:
+                group.create_task(item)
+    except BaseExceptionGroup as failed:
+        raise _first_leaf(failed) from None
+
+
+def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first project error in a (nested) exception group, else its first exception of any kind."""
+    leaves: list[BaseException] = []
+
+    def walk(node: BaseException) -> None:
+        if isinstance(node, BaseExceptionGroup):
+            for inner in node.exceptions:
+                walk(inner)
+        else:
+            leaves.append(node)
+
+    walk(group)
+    return next((leaf for leaf in leaves if isinstance(leaf, ReconcilerError)), leaves[0])
+
+
+@asynccontextmanager
+async def _no_longer_than(source: ImageStore, repository: str, blob: Descriptor) -> AsyncIterator[AsyncIterator[bytes]]:
+    """The source's stream of ``blob``, stopped with an error naming the SOURCE at the first byte beyond the
+    descriptor's size (a 5 GiB stream for a 1 KiB descriptor is cut after 1 KiB, not sent to the target)."""
+    async with source.stream_blob(repository, str(blob.digest)) as chunks:
+
+        async def bounded() -> AsyncIterator[bytes]:
+            received = 0
+            async for chunk in chunks:
+                received += len(chunk)
+                if 0 <= blob.size < received:
+                    raise DigestMismatchError(
+                        f"source sent more than the {blob.size} bytes its descriptor says; copy aborted",
+                        registry=source.name,
+                        repository=repository,
+                        digest=str(blob.digest),
+                    )
+                yield chunk
+
+        yield bounded()
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,7 +322,7 @@ class _Job:
 
     source: ImageSource
     source_repository: str
-    target: RegistryClient
+    target: ImageStore
     target_repository: str
     report: CopyReport
     check_blobs: bool
@@ -295,10 +330,10 @@ class _Job:
 
 async def copy_image(
     *,
-    source: ImageSource,
+    source: ImageStore,
     source_repository: str,
     reference: str,
-    target: RegistryClient,
+    target: ImageStore,
     target_repository: str,
     tag: str | None = None,
     progress: CopyProgress | None = None,

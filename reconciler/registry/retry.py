@@ -1,9 +1,11 @@
 """Retry policy: exponential backoff with full jitter, ``Retry-After`` honoured, and a bounded budget.
 
 Only ``TransientRegistryError`` (429, 5xx, dropped or refused connections, timeouts) is retried; an
-auth failure, a 404 or a digest mismatch is final on the first attempt. The budget bounds both the
-number of attempts and the total time spent sleeping, so a registry that is down fails a run in bounded
-time instead of hanging it. This module never performs a request itself.
+auth failure, a 404 or a digest mismatch is final on the first attempt, and so is a registry already
+found unresponsive (``UnresponsiveRegistryError``: waiting for it again would only cost another
+deadline). The budget bounds both the number of attempts and the total time spent sleeping, so a
+registry that is down fails a run in bounded time instead of hanging it. This module never performs a
+request itself.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from reconciler.errors import TransientRegistryError
+from reconciler.errors import TransientRegistryError, UnresponsiveRegistryError
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +61,7 @@ async def with_retries(policy: RetryPolicy, operation: Callable[[], Awaitable[T]
         try:
             return await operation()
         except TransientRegistryError as exc:
-            if attempt >= policy.attempts:
+            if attempt >= policy.attempts or isinstance(exc, UnresponsiveRegistryError):
                 raise
             wait = policy.delay(attempt, exc.retry_after)
             if slept + wait > policy.budget:

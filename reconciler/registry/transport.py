@@ -11,7 +11,9 @@ What it does: one idle-connection pool per origin (scheme, host, port); requests
 (head + small body) or streamed (``Content-Length`` or chunked framing); responses parsed by hand
 (``Content-Length``, chunked, or read-until-close); a connection goes back to the pool only after its
 response was read to the end and neither side asked to close. A request on a pooled connection that the
-server had silently closed is retried once on a fresh connection when its body can be replayed. TLS via
+server had silently closed is retried once on a fresh connection when its body can be replayed and the
+request does not say otherwise (``REPLAYABLE``: an upload's PUT or PATCH, which a server may already have
+acted on, is left to the caller's retry, which starts a new upload session). TLS via
 the ``ssl.SSLContext`` the client gives (built lazily: plain-HTTP registries never pay for it).
 
 What it never does: follow redirects, add or log headers, decode content, or talk through a proxy (the
@@ -35,6 +37,8 @@ SMALL_BODY_BYTES = 64 * 1024
 """Bodies up to this size are written together with the request head, in one write."""
 MAX_HEAD_BYTES = 64 * 1024
 MAX_IDLE_PER_ORIGIN = 32
+REPLAYABLE = "reconciler.replayable"
+"""Request extension: False when the request must never be sent a second time on a fresh connection."""
 
 _NO_BODY_STATUSES = frozenset({204, 304})
 _FRAMING_HEADERS = frozenset({b"content-length", b"transfer-encoding", b"connection"})
@@ -218,7 +222,9 @@ class FastTransport(httpx.AsyncBaseTransport):
         scheme = url.scheme
         port = url.port or (443 if scheme == "https" else 80)
         origin: Origin = (scheme, url.host, port)
-        replayable = isinstance(request.stream, httpx.ByteStream)
+        # A request that changes state only once (the PUT that completes an upload session) must not be sent
+        # twice: the server may have done it before the connection broke, and then answers the replay 404.
+        replayable = isinstance(request.stream, httpx.ByteStream) and request.extensions.get(REPLAYABLE, True)
         connection = self._pooled(origin)
         if connection is not None:
             try:

@@ -8,6 +8,7 @@ from reconciler import registry
 from reconciler.registry import RegistryClient
 
 EXPECTED = {
+    "DEFAULT_DEADLINE_SECONDS",
     "DEFAULT_MAX_CONCURRENCY",
     "BlobOpener",
     "BlobOutcome",
@@ -18,6 +19,7 @@ EXPECTED = {
     "Credentials",
     "Descriptor",
     "ImageSource",
+    "ImageStore",
     "Manifest",
     "Platform",
     "RegistryClient",
