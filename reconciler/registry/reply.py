@@ -10,9 +10,11 @@ No I/O of its own beyond reading the body it is handed; no knowledge of the dist
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -78,3 +80,28 @@ async def read_head_of(response: httpx.Response, limit: int) -> bytes:
         if len(body) >= limit:
             return bytes(body[:limit])
     return bytes(body)
+
+
+def retry_after(headers: httpx.Headers) -> float | None:
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        return max((when - datetime.datetime.now(datetime.UTC)).total_seconds(), 0.0)
+
+
+def error_detail(body: bytes) -> str:
+    """``CODE: message`` pairs of a distribution error document; never the raw body."""
+    try:
+        document = json.loads(body)
+        errors = document.get("errors") or []
+        parts = [f"{e.get('code', '?')}: {e.get('message', '')}".strip() for e in errors if isinstance(e, dict)]
+    except (ValueError, AttributeError, TypeError):
+        return ""
+    return "; ".join(parts)[:300]
