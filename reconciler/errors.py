@@ -30,6 +30,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from reconciler.model.outcome import Cause
+
 if TYPE_CHECKING:
     from reconciler.model.problems import Problem
 
@@ -128,3 +130,11 @@ class TransientRegistryError(RegistryError):
 class UnresponsiveRegistryError(TransientRegistryError):
     """The registry accepts connections but stopped answering (requests ran past their deadline): the
     rest of this pass's requests to it fail at once instead of each waiting for its own deadline."""
+
+
+def cause_of(exc: BaseException) -> Cause:
+    """The ``Cause`` an exception stands for: our own errors say whether they are temporary; anything else
+    is an internal error, named by its type, that a retry will not fix."""
+    if isinstance(exc, ReconcilerError):
+        return Cause(str(exc), temporary=exc.temporary, retry_after=exc.retry_after, kind=type(exc).__name__)
+    return Cause(f"internal error: {type(exc).__name__}: {exc}", kind=type(exc).__name__)

@@ -93,8 +93,8 @@ def _run_pass(
 ) -> PassReport:
     import asyncio
 
-    from reconciler.audit import AuditLog
     from reconciler.cli.progress import TransferBars
+    from reconciler.engine.audit import AuditLog
     from reconciler.engine.reconcile import reconcile_pass
     from reconciler.engine.registries import RegistryPool
 
@@ -170,7 +170,7 @@ def plan(
     cache_dir: CacheOption = None,
 ) -> None:
     """Observe the registries and print what apply would do (nothing is written)."""
-    from reconciler.engine.report import plan_lines, plan_markdown, report_to_dict, summary_line
+    from reconciler.report.passes import plan_lines, plan_markdown, report_to_dict, summary_line
 
     def body() -> tuple[DesiredStateTree, PassReport]:
         source, desired = _load(directory, repo, ref, cache_dir)
@@ -230,8 +230,8 @@ def apply(
     cache_dir: CacheOption = None,
 ) -> None:
     """Observe, plan and execute: copy, retag and move tags until the registries match the desired state."""
-    from reconciler.audit import default_audit_path
-    from reconciler.engine.report import report_to_dict, result_to_dict, results_markdown, summary_line
+    from reconciler.engine.audit import default_audit_path
+    from reconciler.report.passes import report_to_dict, result_to_dict, results_markdown, summary_line
 
     audit_path = audit_log or default_audit_path()
     json_log = log_format is LogFormat.json
@@ -272,33 +272,4 @@ def apply(
         err(f"apply failed for {len(failures)} image(s):")
         for failure in failures:
             err(f"  {failure.environment} {failure.registry} {failure.image}:{failure.tag}: {failure.reason}")
-        raise typer.Exit(int(ExitCode.FAILURE))
-
-
-def _demo_data_dir_help() -> str:
-    return "Keep registries' data here (default: a temporary directory, removed at the end)."
-
-
-@app.command()
-def demo(
-    *,
-    data_dir: Annotated[Path | None, typer.Option("--data-dir", help=_demo_data_dir_help())] = None,
-    keep_running: Annotated[
-        bool, typer.Option("--keep-running", help="Leave the registries running until Ctrl-C, to explore them.")
-    ] = False,
-    example: Annotated[
-        Path | None,
-        typer.Option("--example", help="Desired state to demo (default: the project's examples/manifests)."),
-    ] = None,
-) -> None:
-    """Run the whole product locally: five registries, seeded images, validate, plan, apply, plan again."""
-    from reconciler.errors import ReconcilerError
-    from testkit.demo import run_demo
-
-    try:
-        ok = run_demo(data_dir=data_dir, keep_running=keep_running, out=sys.stdout, example=example)
-    except ReconcilerError as exc:
-        err(f"demo failed: {exc}")
-        raise typer.Exit(int(ExitCode.FAILURE)) from None
-    if not ok:
         raise typer.Exit(int(ExitCode.FAILURE))

@@ -1,7 +1,7 @@
-"""Output: commands return data, this module renders it as text, markdown or a versioned JSON envelope.
+"""Output: commands return data, the report package shapes it, this module prints it.
 
-The JSON envelope is ``{"version": 1, "command": ..., "status": ..., ...}``: the ``version`` field is the
-envelope's schema version, bumped on any incompatible change, so CI jobs can parse it safely.
+JSON goes to stdout inside the versioned envelope (``reconciler.report.envelope``); messages for a person
+(errors, notes) go to stderr, never mixed into JSON on stdout.
 """
 
 from __future__ import annotations
@@ -13,17 +13,15 @@ from typing import Any
 
 import typer
 
-ENVELOPE_VERSION = 1
+from reconciler.report.envelope import ENVELOPE_VERSION, envelope
+
+__all__ = ["ENVELOPE_VERSION", "OutputFormat", "emit_json", "envelope", "err"]
 
 
 class OutputFormat(StrEnum):
     text = "text"
     markdown = "markdown"
     json = "json"
-
-
-def envelope(command: str, status: str, **payload: Any) -> dict[str, Any]:
-    return {"version": ENVELOPE_VERSION, "command": command, "status": status, **payload}
 
 
 def emit_json(document: dict[str, Any]) -> None:

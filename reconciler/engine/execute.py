@@ -8,6 +8,11 @@ Every action of the plan gets exactly one ``ActionResult``:
 * ``refused``: a CONFLICT that the environment's policy refuses; nothing was written;
 * ``skipped``: an action it depends on did not succeed (s1 cannot copy from t what t never got).
 
+A result that did not succeed carries a ``Cause`` (``reconciler.model.outcome``): the message, and whether
+a retry may help (an unreachable registry, a 503) or cannot (a refused conflict, credentials refused).
+Nothing an action raises escapes: a ``ReconcilerError`` becomes its image's cause, and anything else is
+recorded as an internal error of that image, so one image can never stop the others or the audit.
+
 An action waits for its dependencies BEFORE taking one of the ``concurrency`` slots, so a long chain
 never holds slots while idle and the pool cannot deadlock. One image's failure never stops another's
 action. The executor reports each result through a callback as it happens (audit log, progress), and
@@ -20,34 +25,40 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Protocol
 
 from reconciler.engine.access import RegistryAccess
-from reconciler.errors import ReconcilerError
+from reconciler.errors import cause_of
+from reconciler.model.outcome import Cause, Outcome
 from reconciler.model.plan import Action, ActionKind, ConflictResolution, Plan
 from reconciler.model.store import CopyProgress
 
 DEFAULT_APPLY_CONCURRENCY = 16
 
-
-class Outcome(StrEnum):
-    OK = "ok"
-    FAILED = "failed"
-    REFUSED = "refused"
-    SKIPPED = "skipped"
+__all__ = ["DEFAULT_APPLY_CONCURRENCY", "ActionResult", "ApplyProgress", "Cause", "Outcome", "execute", "planned_cause"]
 
 
 @dataclass(frozen=True, slots=True)
 class ActionResult:
     action: Action
     outcome: Outcome
-    error: str | None = None
+    cause: Cause | None = None
+    """Why it did not succeed (None when it did)."""
     seconds: float = 0.0
 
     @property
     def succeeded(self) -> bool:
         return self.outcome is Outcome.OK
+
+    @property
+    def error(self) -> str | None:
+        return self.cause.message if self.cause is not None else None
+
+
+def planned_cause(action: Action) -> Cause:
+    """The cause of an action that can only fail: an unreachable registry may answer later; a missing
+    digest or a refused conflict needs a change first."""
+    return Cause(action.reason, temporary=action.kind is ActionKind.UNREACHABLE, kind=action.kind.value)
 
 
 ResultCallback = Callable[[ActionResult], None]
@@ -88,31 +99,26 @@ async def execute(
         for dependency in action.depends_on:
             if not await finished[dependency]:
                 needed = plan.actions[dependency]
-                record(
-                    ActionResult(
-                        action,
-                        Outcome.SKIPPED,
-                        f"needs {_describe(needed)}, which did not succeed",
-                    )
+                upstream = results[dependency].cause
+                cause = Cause(
+                    f"needs {_describe(needed)}, which did not succeed",
+                    temporary=upstream.temporary if upstream is not None else False,
+                    kind="skipped",
                 )
+                record(ActionResult(action, Outcome.SKIPPED, cause))
                 return
         if action.kind is ActionKind.CONFLICT and action.resolution is ConflictResolution.REFUSED:
-            record(ActionResult(action, Outcome.REFUSED, action.reason))
+            record(ActionResult(action, Outcome.REFUSED, planned_cause(action)))
             return
         if not action.writes:
-            record(ActionResult(action, Outcome.FAILED, action.reason))
+            record(ActionResult(action, Outcome.FAILED, planned_cause(action)))
             return
         async with slots:
             started = time.monotonic()
             try:
                 await _perform(action, access)
-            except ReconcilerError as exc:
-                record(ActionResult(action, Outcome.FAILED, str(exc), time.monotonic() - started))
-                return
-            except (OSError, ValueError, RuntimeError) as exc:
-                # Anything unexpected still fails only this image; name the type so it can be reported.
-                message = f"{type(exc).__name__}: {exc}"
-                record(ActionResult(action, Outcome.FAILED, message, time.monotonic() - started))
+            except Exception as exc:  # any failure is this image's alone; the others go on
+                record(ActionResult(action, Outcome.FAILED, cause_of(exc), time.monotonic() - started))
                 return
             record(ActionResult(action, Outcome.OK, None, time.monotonic() - started))
 

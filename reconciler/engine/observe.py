@@ -20,9 +20,10 @@ from typing import TypeVar
 
 from reconciler.engine.access import RegistryAccess
 from reconciler.engine.plan import manifest_lookups, tag_lookups
-from reconciler.errors import NotFoundError, RegistryError
+from reconciler.errors import NotFoundError, RegistryError, cause_of
 from reconciler.model.desired import DesiredState
 from reconciler.model.observed import ManifestKey, ObservedState, TagKey
+from reconciler.model.outcome import Cause
 
 DEFAULT_OBSERVE_CONCURRENCY = 64
 
@@ -32,9 +33,9 @@ V = TypeVar("V")
 
 async def _pool(
     keys: Iterable[K], lookup: Callable[[K], Awaitable[V]], concurrency: int
-) -> tuple[dict[K, V], dict[K, str]]:
+) -> tuple[dict[K, V], dict[K, Cause]]:
     results: dict[K, V] = {}
-    errors: dict[K, str] = {}
+    errors: dict[K, Cause] = {}
     iterator = iter(keys)
 
     async def worker() -> None:
@@ -42,7 +43,7 @@ async def _pool(
             try:
                 results[key] = await lookup(key)
             except RegistryError as exc:
-                errors[key] = str(exc)
+                errors[key] = cause_of(exc)
 
     await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
     return results, errors
@@ -50,7 +51,7 @@ async def _pool(
 
 async def _resolve_tags(
     keys: list[TagKey], access: RegistryAccess, concurrency: int
-) -> tuple[dict[TagKey, str | None], dict[TagKey, str], set[tuple[str, str]], int]:
+) -> tuple[dict[TagKey, str | None], dict[TagKey, Cause], set[tuple[str, str]], int]:
     """HEAD every declared tag, except where a repository's tags list already says the tag is absent.
 
     First one probe per repository (its last declared tag, the likeliest to be new). A repository whose
@@ -111,7 +112,7 @@ async def observe(
 
     wanted = manifest_lookups(desired, tags, only, tag_errors=tag_errors.keys(), tagless=tagless)
     manifests, manifest_errors = await _pool(wanted, lookup, concurrency)
-    errors: dict[TagKey | ManifestKey, str] = dict(tag_errors.items())
+    errors: dict[TagKey | ManifestKey, Cause] = dict(tag_errors.items())
     errors.update(manifest_errors.items())
     requests += len(wanted)
     return ObservedState(tags=tags, manifests=manifests, errors=errors, requests=requests)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from reconciler.model.desired import DesiredState, Environment, PinnedVersion
 from reconciler.model.observed import ManifestKey, ObservedState, TagKey
+from reconciler.model.outcome import Cause
 from reconciler.model.plan import Action, ActionKind, ConflictResolution, Location, Plan
 
 
@@ -297,7 +298,7 @@ def _choose_source(
     observed: ObservedState,
     presence: _Presence,
     scheduled: Mapping[ManifestKey, int],
-) -> tuple[tuple[str, Location, int | None] | None, list[tuple[Location, str]]]:
+) -> tuple[tuple[str, Location, int | None] | None, list[tuple[Location, Cause]]]:
     """The best source holding (or about to hold) the digest, and the sources that could not be read.
 
     Preference: a source present now beats one that only receives the digest in this pass, except
@@ -305,7 +306,7 @@ def _choose_source(
     registry of the target's own environment.
     """
     ranked: list[tuple[tuple[bool, bool, bool], str, Location, int | None]] = []
-    errors: list[tuple[Location, str]] = []
+    errors: list[tuple[Location, Cause]] = []
     for source_env, registry, sibling in _candidate_sources(desired, target):
         location = Location(registry, source_env.repository(target.pin.image))
         key = ManifestKey(registry, location.repository, target.pin.digest)

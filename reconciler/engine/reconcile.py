@@ -14,15 +14,16 @@ import time
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from reconciler.audit import AuditLog, AuditRecord
 from reconciler.engine.access import RegistryAccess
-from reconciler.engine.execute import DEFAULT_APPLY_CONCURRENCY, ActionResult, ApplyProgress, Outcome, execute
+from reconciler.engine.audit import AuditLog, AuditRecord
+from reconciler.engine.execute import DEFAULT_APPLY_CONCURRENCY, ActionResult, ApplyProgress, execute
 from reconciler.engine.observe import DEFAULT_OBSERVE_CONCURRENCY, observe
 from reconciler.engine.plan import plan as make_plan
 from reconciler.engine.plan import selected_environments
 from reconciler.errors import ReconcilerError
 from reconciler.model.desired import DesiredState
 from reconciler.model.observed import ObservedState
+from reconciler.model.outcome import Outcome
 from reconciler.model.plan import Action, Plan
 
 

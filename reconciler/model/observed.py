@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from reconciler.model.outcome import Cause
+
 
 class TagKey(NamedTuple):
     """One tag of one repository on one registry (registry by its name in ``reconciler.yaml``)."""
@@ -35,13 +37,14 @@ class ObservedState:
 
     ``tags`` maps every tag that was looked up to the digest it points at, or ``None`` when the
     registry says the tag (or the repository) does not exist. ``manifests`` maps every manifest that was
-    looked up by digest to whether it is present. ``errors`` maps a key whose lookup failed to the
-    reason (a message with no secret in it). A key in none of the three was not looked up.
+    looked up by digest to whether it is present. ``errors`` maps a key whose lookup failed to its cause
+    (a message with no secret in it, and whether a retry may help). A key in none of the three was not
+    looked up.
     """
 
     tags: Mapping[TagKey, str | None] = field(default_factory=dict)
     manifests: Mapping[ManifestKey, bool] = field(default_factory=dict)
-    errors: Mapping[TagKey | ManifestKey, str] = field(default_factory=dict)
+    errors: Mapping[TagKey | ManifestKey, Cause] = field(default_factory=dict)
     requests: int | None = None
     """Requests the observation sent, when it answered some keys without one (from a tags list)."""
 
@@ -52,7 +55,7 @@ class ObservedState:
         """True when a lookup by digest found the manifest (tags pointing at it are the planner's business)."""
         return self.manifests.get(key, False)
 
-    def error(self, key: TagKey | ManifestKey) -> str | None:
+    def error(self, key: TagKey | ManifestKey) -> Cause | None:
         return self.errors.get(key)
 
     @property

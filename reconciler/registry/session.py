@@ -15,8 +15,8 @@ read API, ``reconciler.registry.uploads`` for blob uploads). It holds:
   so one frozen registry costs one deadline, not one per image;
 * bounded answers: everything read into memory is capped (``reconciler.registry.reply``);
 * ``map_exceptions``: the ONE place where foreign exceptions (httpx, ssl, timeouts) become the project's
-  error tree, as httpx's own ``map_exceptions`` does; and ``error``: status codes to errors, with any text
-  the registry sent scrubbed of the secrets in use.
+  error tree, as httpx's own ``map_exceptions`` does (the table is ``reconciler.registry.errormap``); and
+  ``error``: status codes to errors, with any text the registry sent scrubbed of the secrets in use.
 
 It never logs or raises a secret and never follows a redirect with credentials to another origin.
 """
@@ -38,22 +38,15 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
 
-from reconciler.errors import (
-    AuthError,
-    NotFoundError,
-    RegistryError,
-    TransientRegistryError,
-    UnresponsiveRegistryError,
-    UnsupportedManifestError,
-)
+from reconciler.errors import AuthError, RegistryError, TransientRegistryError, UnresponsiveRegistryError
 from reconciler.model.redact import redact
 from reconciler.model.registryurl import normalize_registry_url
 from reconciler.registry.auth import Authenticator
 from reconciler.registry.credentials import CredentialResolver, Credentials
+from reconciler.registry.errormap import foreign_error, status_error
 from reconciler.registry.reply import (
     MAX_DOCUMENT_BYTES,
     MAX_ERROR_BODY_BYTES,
-    BodyTooLargeError,
     Reply,
     error_detail,
     read_capped,
@@ -308,37 +301,16 @@ class RegistrySession:
         except RegistryError:
             raise
         except BaseException as exc:
-            mapped = self._mapped(exc, what)
+            if isinstance(exc, TimeoutError | httpx.TimeoutException):
+                self._overruns += 1
+                if self._overruns >= UNRESPONSIVE_AFTER and self._unresponsive is None:
+                    self._unresponsive = f"{self._overruns} requests in a row got no answer in time"
+                    log.warning("registry %s declared unresponsive: %s", self.name, self._unresponsive)
+            mapped = foreign_error(exc, what, scrub=self.scrub)
             if mapped is None:
                 raise
             kind, message = mapped
             raise kind(message, registry=self.name, repository=repository, digest=digest) from None
-
-    def _mapped(self, exc: BaseException, what: str) -> tuple[type[RegistryError], str] | None:
-        """(error class, message) for a foreign exception; None for one that is not ours to map
-        (cancellation, programming errors)."""
-        untrusted = "set ca_bundle for this registry, or insecure to skip verification"
-        if isinstance(exc, TimeoutError | httpx.TimeoutException):
-            self._overruns += 1
-            if self._overruns >= UNRESPONSIVE_AFTER and self._unresponsive is None:
-                self._unresponsive = f"{self._overruns} requests in a row got no answer in time"
-                log.warning("registry %s declared unresponsive: %s", self.name, self._unresponsive)
-            kind = type(exc).__name__ if isinstance(exc, httpx.TimeoutException) else "deadline"
-            return TransientRegistryError, f"{what}: no answer in time ({kind})"
-        if isinstance(exc, BodyTooLargeError):
-            return UnsupportedManifestError, f"{what}: {exc}; refusing to read more"
-        if isinstance(exc, ssl.SSLCertVerificationError):
-            return RegistryError, f"{what}: TLS certificate not trusted ({exc.verify_message or exc}); {untrusted}"
-        if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
-            return RegistryError, f"{what}: {self.scrub(str(exc))}"
-        if isinstance(exc, httpx.TransportError):
-            text = self.scrub(str(exc) or type(exc).__name__)
-            if "CERTIFICATE_VERIFY_FAILED" in text:
-                return RegistryError, f"{what}: TLS certificate not trusted ({text}); {untrusted}"
-            return TransientRegistryError, f"{what}: {type(exc).__name__}: {text}"
-        if isinstance(exc, OSError | ssl.SSLError):
-            return TransientRegistryError, f"{what}: {type(exc).__name__}: {self.scrub(str(exc))}"
-        return None
 
     def _answered(self) -> None:
         self._overruns = 0
@@ -378,15 +350,12 @@ class RegistrySession:
             async with asyncio.timeout(self.deadline):
                 detail = self.scrub(error_detail(await read_head_of(response, MAX_ERROR_BODY_BYTES)))
         self.stats.errors += 1
+        kind = status_error(status)
         message = f"{what}: HTTP {status}" + (f" ({detail})" if detail else "")
         where = {"registry": self.name, "repository": repository, "digest": digest, "status": status}
-        if status in (401, 403):
-            return AuthError(message, **where)  # type: ignore[arg-type]
-        if status == 404:
-            return NotFoundError(message, **where)  # type: ignore[arg-type]
-        if status == 429 or status >= 500:
+        if kind is TransientRegistryError:
             return TransientRegistryError(message, retry_after=retry_after(response.headers), **where)  # type: ignore[arg-type]
-        return RegistryError(message, **where)  # type: ignore[arg-type]
+        return kind(message, **where)  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ authenticated exchange
 

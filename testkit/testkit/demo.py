@@ -143,11 +143,11 @@ def run_demo(
     example: Path | None = None,
 ) -> bool:
     """Run the demo; True when the second plan found nothing to do and nothing failed."""
-    from reconciler.audit import AuditLog  # noqa: PLC0415
+    from reconciler.engine.audit import AuditLog  # noqa: PLC0415
     from reconciler.engine.reconcile import reconcile_pass  # noqa: PLC0415
     from reconciler.engine.registries import RegistryPool  # noqa: PLC0415
-    from reconciler.engine.report import plan_lines, summary_line  # noqa: PLC0415
     from reconciler.manifests import load_desired_state, validate_directory  # noqa: PLC0415
+    from reconciler.report.passes import plan_lines, summary_line  # noqa: PLC0415
     from testkit.imagegen import image_for, push_image  # noqa: PLC0415
     from testkit.localregistry import LocalRegistry  # noqa: PLC0415
 

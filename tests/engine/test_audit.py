@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.audit import AUDIT_LOG_ENV, AuditLog, AuditRecord, default_audit_path, read_records, scrub
+from reconciler.engine.audit import AUDIT_LOG_ENV, AuditLog, AuditRecord, default_audit_path, read_records, scrub
 
 FIELDS = [
     "time",

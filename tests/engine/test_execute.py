@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from reconciler.audit import AuditLog, read_records
+from reconciler.engine.audit import AuditLog, read_records
 from reconciler.engine.execute import Outcome, execute
 from reconciler.engine.reconcile import reconcile_pass
-from reconciler.errors import TransientRegistryError
+from reconciler.errors import AuthError, TransientRegistryError
 from reconciler.model.observed import ManifestKey, TagKey
 from reconciler.model.plan import Location
 
@@ -24,9 +24,18 @@ TAG = "20261127_01"
 
 
 class FakeAccess:
-    def __init__(self, world: World, *, failing_registry: str | None = None, delay: float = 0.0) -> None:
+    def __init__(
+        self,
+        world: World,
+        *,
+        failing_registry: str | None = None,
+        delay: float = 0.0,
+        raises: dict[str, BaseException] | None = None,
+    ) -> None:
         self.world = world
         self.failing_registry = failing_registry
+        self.raises = raises or {}
+        """registry -> what a write to it raises (instead of the default 503)."""
         self.delay = delay
         self.in_flight = 0
         self.max_in_flight = 0
@@ -45,8 +54,10 @@ class FakeAccess:
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
             await asyncio.sleep(self.delay)
+            if target.registry in self.raises:
+                raise self.raises[target.registry]
             if target.registry == self.failing_registry:
-                raise TransientRegistryError("503 Service Unavailable", registry=target.registry)
+                raise TransientRegistryError("503 Service Unavailable", registry=target.registry, retry_after=2.0)
             self.world.put(target.registry, target.repository, tag, digest)
         finally:
             self.in_flight -= 1
@@ -89,6 +100,33 @@ def test_failed_stage_skips_its_downstream_and_spares_other_sites_and_images(tmp
     records = read_records(audit_path)
     assert len(records) == len(report.results) == 10
     assert sum(r["result"] == "failed" for r in records) == 2
+
+
+def test_failures_are_typed_causes_temporary_or_permanent_and_never_escape() -> None:
+    images = ("payments/api",)
+    raises: dict[str, BaseException] = {
+        "test": TransientRegistryError("503", registry="test", retry_after=2.0),
+        "prod-a": AuthError("push refused (403)", registry="prod-a", status=403),
+        "prod-b": ValueError("a bug"),
+    }
+    desired = full_chain(images)
+    world = seeded(images)
+    world.put("pre", "s2/payments/api", TAG, digest_of("payments/api" + TAG))  # p can copy without t
+    access = FakeAccess(world, raises=raises)
+    report = asyncio.run(reconcile_pass(desired, access, dry_run=False))
+    assert report.results is not None
+    causes = {r.action.registry: r.cause for r in report.results if r.action.environment in ("t", "p")}
+    test, prod_a, prod_b = causes["test"], causes["prod-a"], causes["prod-b"]
+    assert test is not None
+    assert (test.temporary, test.retry_after, test.kind) == (True, 2.0, "TransientRegistryError")
+    assert prod_a is not None
+    assert (prod_a.temporary, prod_a.kind) == (False, "AuthError")
+    # an unexpected exception fails its image only, as an internal error a retry will not fix
+    assert prod_b is not None
+    assert (prod_b.temporary, prod_b.message) == (False, "internal error: ValueError: a bug")
+    skipped = [r for r in report.results if r.outcome is Outcome.SKIPPED]
+    assert skipped
+    assert all(r.cause is not None and r.cause.temporary for r in skipped)  # they wait on a 503
 
 
 def test_dependency_failure_skips_the_chain() -> None:
@@ -140,7 +178,7 @@ def test_progress_bars_draw_on_a_terminal_and_stay_silent_elsewhere() -> None:
 
 
 def test_apply_results_render_as_a_markdown_table_with_each_failure() -> None:
-    from reconciler.engine.report import results_markdown
+    from reconciler.report.passes import results_markdown
 
     desired = full_chain(("payments/api",))
     access = FakeAccess(seeded(("payments/api",)), failing_registry="test")

@@ -13,8 +13,8 @@ from support.faultproxy import FaultProxy
 from support.skopeo import Skopeo
 from typer.testing import CliRunner
 
-from reconciler.audit import read_records
 from reconciler.cli import app
+from reconciler.engine.audit import read_records
 from reconciler.exitcodes import ExitCode
 from testkit.localregistry import LocalRegistry
 

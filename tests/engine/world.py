@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from reconciler.engine.plan import manifest_lookups, tag_lookups
 from reconciler.model.desired import DesiredState
 from reconciler.model.observed import ManifestKey, ObservedState, TagKey
+from reconciler.model.outcome import Cause
 from reconciler.model.plan import Action, ActionKind, Plan
 
 
@@ -26,16 +27,17 @@ class World:
 
     def observe(self, desired: DesiredState, only: Collection[str] | None = None) -> ObservedState:
         tags: dict[TagKey, str | None] = {}
-        errors: dict[TagKey | ManifestKey, str] = {}
+        errors: dict[TagKey | ManifestKey, Cause] = {}
+        refused = Cause("connection refused", temporary=True)
         for key in tag_lookups(desired, only):
             if key.registry in self.down:
-                errors[key] = "connection refused"
+                errors[key] = refused
             else:
                 tags[key] = self.tags.get(key)
         manifests: dict[ManifestKey, bool] = {}
         for mkey in manifest_lookups(desired, tags, only, tag_errors=set(errors)):
             if mkey.registry in self.down:
-                errors[mkey] = "connection refused"
+                errors[mkey] = refused
             else:
                 manifests[mkey] = mkey in self.manifests
         return ObservedState(tags=tags, manifests=manifests, errors=errors)

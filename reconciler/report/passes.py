@@ -1,7 +1,7 @@
-"""Plans and pass reports as plain data (dicts, lines, markdown), for the CLI and the controller.
+"""Plans and pass results as plain data (dicts, lines, markdown), for the CLI and the controller.
 
 Shaping only: no printing, no exit codes, no I/O. The JSON shape is part of the versioned envelope the
-CLI emits (``reconciler.cli.render.envelope``): add fields freely, never rename or remove one without
+CLI emits (``reconciler.report.envelope``): add fields freely, never rename or remove one without
 bumping the envelope version.
 """
 
