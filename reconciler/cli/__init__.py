@@ -7,7 +7,13 @@ ruamel.yaml, gitpython) happen inside the command functions so that ``reconciler
 
 from __future__ import annotations
 
-from reconciler.cli import commands_reconcile, commands_registry, commands_state  # noqa: F401  (registers commands)
+from reconciler.cli import (  # noqa: F401  (registers commands)
+    commands_demo,
+    commands_lint,
+    commands_reconcile,
+    commands_registry,
+    commands_state,
+)
 from reconciler.cli.app import app
 
 

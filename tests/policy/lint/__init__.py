@@ -1,0 +1,1 @@
+"""Tests of the Dockerfile linter (``reconciler.policy.lint``) and ``reconciler lint-dockerfile``."""

@@ -1,0 +1,7 @@
+ARG BASE=ubuntu
+ARG RUNTIME_TAG
+ARG REGISTRY=registry.example.com
+FROM ${BASE} AS build
+FROM ${REGISTRY}/runtime/java17:${RUNTIME_TAG}
+FROM ${REGISTRY}/runtime/java17:${RUNTIME_TAG:-20261101_01}
+USER app

@@ -1,0 +1,17 @@
+FROM rockylinux:9.3@sha256:3f5ef2ba6f2f1a1e6ed1c1b1b1d9d0d8c6a2e6f1c9b7a4e8d2f0c1b3a5e7d9f1
+LABEL maintainer="platform-team@example.com" \
+      org.opencontainers.image.source="https://git.example.com/platform/images"
+RUN mkdir -p /app/logs
+RUN chown -R 1000 /app
+# a comment does not break the chain
+RUN chmod 0750 /app
+
+RUN ln -s /app /srv/app
+ENV APP_HOME=/app
+RUN echo one && echo two
+RUN echo three
+RUN --mount=type=cache,target=/root/.cache echo four
+RUN --mount=type=cache,target=/root/.cache echo five
+RUN echo "$(date)"
+RUN touch /app/ready
+USER 1000

@@ -1,0 +1,12 @@
+FROM ubuntu:22.04@sha256:3f5ef2ba6f2f1a1e6ed1c1b1b1d9d0d8c6a2e6f1c9b7a4e8d2f0c1b3a5e7d9f1
+LABEL maintainer="platform-team@example.com" \
+      org.opencontainers.image.source="https://git.example.com/platform/images"
+# reconciler-lint ignore=RL999
+RUN cd /tmp
+# reconciler-lint ignore=RL307
+
+RUN cd /srv
+# reconciler-lint ignore RL307
+RUN cd /opt
+# reconciler-lint ignore=RL001
+USER 1000

@@ -1,0 +1,12 @@
+# escape=`
+FROM rockylinux:9.3@sha256:3f5ef2ba6f2f1a1e6ed1c1b1b1d9d0d8c6a2e6f1c9b7a4e8d2f0c1b3a5e7d9f1
+LABEL maintainer="platform-team@example.com" `
+      org.opencontainers.image.source="https://git.example.com/platform/images"
+RUN yum install -y nginx `
+ && yum clean all `
+ && groupadd -r web && useradd -r -g web web
+WORKDIR /usr/share/nginx/html
+EXPOSE 8080
+VOLUME ["/var/log/nginx"]
+USER web
+ENTRYPOINT ["/run.sh"]

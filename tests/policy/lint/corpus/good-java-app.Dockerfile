@@ -1,0 +1,18 @@
+# syntax=docker/dockerfile:1
+FROM registry.example.com/base/compile-osbase:20261101_01@sha256:3f5ef2ba6f2f1a1e6ed1c1b1b1d9d0d8c6a2e6f1c9b7a4e8d2f0c1b3a5e7d9f1 AS build
+WORKDIR /src
+COPY pom.xml .
+COPY src ./src
+RUN mvn -B -q package -DskipTests
+
+FROM registry.example.com/runtime/java17:20261101_01@sha256:3f5ef2ba6f2f1a1e6ed1c1b1b1d9d0d8c6a2e6f1c9b7a4e8d2f0c1b3a5e7d9f1
+LABEL maintainer="platform-team@example.com" \
+      org.opencontainers.image.source="https://git.example.com/platform/images" \
+      org.opencontainers.image.version="20261127_01"
+COPY --from=build --chown=app:app /src/target/app.jar /app/app.jar
+COPY --chown=app:app run.sh /run.sh
+EXPOSE 8080
+VOLUME /app/logs
+USER app
+ENTRYPOINT ["/run.sh"]
+CMD ["--server.port=8080"]

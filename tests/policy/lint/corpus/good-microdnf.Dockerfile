@@ -1,0 +1,7 @@
+FROM registry.access.redhat.com/ubi9/ubi-minimal:9.3@sha256:3f5ef2ba6f2f1a1e6ed1c1b1b1d9d0d8c6a2e6f1c9b7a4e8d2f0c1b3a5e7d9f1
+LABEL maintainer="platform-team@example.com" \
+      org.opencontainers.image.source="https://git.example.com/platform/images"
+RUN microdnf install -y shadow-utils java-17-openjdk-headless \
+ && microdnf clean all \
+ && useradd -r app
+USER app
