@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -129,3 +130,16 @@ def test_registry_environment_variables_cannot_override_the_config(
     assert local.port != 5000, "the override would have bound 0.0.0.0:5000"
     assert "listening on 127.0.0.1:" in local.log_path.read_text()
     assert httpx.get(f"{local.url}/v2/").status_code == 200
+
+
+def test_htpasswd_hashes_need_no_crypt_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Python 3.13 removed ``crypt``; the test kit used to fall back on it and could not start a Basic-auth
+    registry there. Hashes come from the bcrypt package, with ``crypt`` made unimportable here."""
+    import bcrypt
+
+    from testkit.localregistry import bcrypt_hash
+
+    monkeypatch.setitem(sys.modules, "crypt", None)  # `import crypt` now raises ImportError
+    hashed = bcrypt_hash("correct-horse")
+    assert hashed.startswith("$2")
+    assert bcrypt.checkpw(b"correct-horse", hashed.encode())
