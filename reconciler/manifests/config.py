@@ -24,6 +24,7 @@ from reconciler.model.desired import (
     Environment,
     Gate,
     NamingRule,
+    Promotion,
     Registry,
     Retention,
     RetentionRule,
@@ -264,6 +265,31 @@ def _retention(checker: Checker, node: Node, environments: set[str]) -> Retentio
     return Retention(default=default, per_environment=per_env)
 
 
+def _promotion(checker: Checker, node: Node, environments: set[str]) -> Promotion:
+    """``promotion: {default: {keep_previous: N}, <env>: {keep_previous: N}}``, shaped like ``retention``."""
+    mapping = checker.mapping(node, "promotion")
+    if mapping is None:
+        return Promotion()
+    default: int | None = None
+    per_env: dict[str, int] = {}
+    for name, key_node, value in checker.entries(mapping, "promotion"):
+        if name != "default" and not checker.reference(
+            key_node, name, environments, "unknown-environment", "promotion for environment"
+        ):
+            continue
+        fields = checker.fields(value, f"promotion {name!r}", required=("keep_previous",))
+        if fields is None or "keep_previous" not in fields:
+            continue
+        keep = checker.integer(fields["keep_previous"], f"promotion {name!r} keep_previous", minimum=0)
+        if keep is None:
+            continue
+        if name == "default":
+            default = keep
+        else:
+            per_env[name] = keep
+    return Promotion(default_keep_previous=default, keep_previous=per_env)
+
+
 def _archive(checker: Checker, node: Node) -> ArchiveConfig | None:
     fields = checker.fields(node, "archive", required=("store",), optional=("destroy_after_days",))
     if fields is None or "store" not in fields:
@@ -375,7 +401,7 @@ def _trust(checker: Checker, node: Node, environments: set[str], exists: ExistsF
 
 
 _TOP_REQUIRED = ("version", "registries", "environments")
-_TOP_OPTIONAL = ("naming", "retention", "archive", "base_images", "gates", "trust")
+_TOP_OPTIONAL = ("naming", "retention", "archive", "base_images", "gates", "trust", "promotion")
 
 
 @dataclass(slots=True)
@@ -442,6 +468,7 @@ def validate_config(parsed: ParsedYaml, exists: ExistsFn) -> ConfigCheck:
     base_names = _defined_names(fields.get("base_images"))
     gates = _gates(checker, fields["gates"], env_names, base_names) if "gates" in fields else {}
     trust = _trust(checker, fields["trust"], env_names, exists) if "trust" in fields else {}
+    promotion = _promotion(checker, fields["promotion"], env_names) if "promotion" in fields else Promotion()
     config = Config(
         version=version or 1,
         registries=registries,
@@ -452,6 +479,7 @@ def validate_config(parsed: ParsedYaml, exists: ExistsFn) -> ConfigCheck:
         gates=gates,
         trust=trust,
         base_images=base_images,
+        promotion=promotion,
     )
     return ConfigCheck(config, checker.problems, tuple(defined_envs))
 

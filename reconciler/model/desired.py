@@ -99,6 +99,20 @@ class Retention:
 
 
 @dataclass(frozen=True, slots=True)
+class Promotion:
+    """``promotion``: how many previous versions of an image a promotion keeps for rollback.
+
+    ``keep_previous: 1`` keeps the promoted version plus the one before it; None (no rule) keeps all."""
+
+    default_keep_previous: int | None = None
+    keep_previous: Mapping[str, int] = field(default_factory=dict)
+    """Environment name -> its own ``keep_previous``, overriding the default."""
+
+    def keep_previous_for(self, environment: str) -> int | None:
+        return self.keep_previous.get(environment, self.default_keep_previous)
+
+
+@dataclass(frozen=True, slots=True)
 class ArchiveConfig:
     store: str
     """Directory of the archive store (OCI layout); relative paths are relative to the desired-state root."""
@@ -147,6 +161,7 @@ class Config:
     gates: Mapping[str, Gate] = field(default_factory=dict)
     trust: Mapping[str, TrustRule] = field(default_factory=dict)
     base_images: Mapping[str, BaseImage] = field(default_factory=dict)
+    promotion: Promotion = field(default_factory=Promotion)
 
     def environment(self, name: str) -> Environment:
         for env in self.environments:
