@@ -9,39 +9,30 @@ This module never reads files or talks to a registry.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from reconciler.manifests.fields import Checker
-from reconciler.manifests.yamltree import MappingNode, Node, ParsedYaml, ScalarNode, SequenceNode
-from reconciler.model.desired import (
-    DEFAULT_FORBIDDEN_TAGS,
-    DEFAULT_TAG_PATTERN,
-    ArchiveConfig,
-    BaseImage,
-    Config,
-    Environment,
-    Gate,
-    NamingRule,
-    Promotion,
-    Registry,
-    Retention,
-    RetentionRule,
-    TrustRule,
+from reconciler.manifests.names import ENVIRONMENT_NAME, IMAGE_NAME, PATH_COMPONENT, REGISTRY_NAME
+from reconciler.manifests.sections import (
+    ExistsFn,
+    archive_section,
+    base_images_section,
+    gates_section,
+    naming_section,
+    promotion_section,
+    retention_section,
+    trust_section,
 )
-from reconciler.model.digest import is_valid_digest
+from reconciler.manifests.yamltree import MappingNode, Node, ParsedYaml, ScalarNode, SequenceNode
+from reconciler.model.desired import Config, Environment, NamingRule, Promotion, Registry, Retention
 from reconciler.model.problems import Problem
+from reconciler.model.redact import redact
+from reconciler.model.registryurl import normalize_registry_url
 
 CONFIG_FILE = "reconciler.yaml"
 SUPPORTED_VERSIONS = (1,)
-ENVIRONMENT_NAME = re.compile(r"^[a-z][a-z0-9]*$")
-REGISTRY_NAME = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
-PATH_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
-IMAGE_NAME = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
-_URL = re.compile(r"^(https?)://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::(\d{1,5}))?/?$")
 
-ExistsFn = Callable[[str], bool]
+__all__ = ["CONFIG_FILE", "IMAGE_NAME", "ConfigCheck", "ExistsFn", "validate_config"]
 
 
 @dataclass(slots=True)
@@ -69,10 +60,9 @@ def _registries(checker: Checker, node: Node, exists: ExistsFn) -> dict[str, Reg
         if fields is None:
             continue
         url = checker.text(fields["url"], f"{what} url") if "url" in fields else None
-        if url is not None and not _URL.match(url):
-            checker.add(fields["url"], "bad-value", f"{what} url {url!r} must be http(s)://host[:port] with no path")
-            url = None
         insecure = checker.boolean(fields["insecure"], f"{what} insecure") if "insecure" in fields else False
+        if url is not None:
+            url = _checked_url(checker, fields["url"], what, url, insecure=bool(insecure))
         ca_bundle = checker.text(fields["ca_bundle"], f"{what} ca_bundle") if "ca_bundle" in fields else None
         if ca_bundle is not None and not ca_bundle.startswith("/") and not exists(ca_bundle):
             checker.add(fields["ca_bundle"], "file-missing", f"{what} ca_bundle {ca_bundle!r} does not exist")
@@ -84,9 +74,25 @@ def _registries(checker: Checker, node: Node, exists: ExistsFn) -> dict[str, Reg
         if url is None:
             continue
         registries[name] = Registry(
-            name=name, url=url.rstrip("/"), insecure=bool(insecure), ca_bundle=ca_bundle, max_concurrency=concurrency
+            name=name, url=url, insecure=bool(insecure), ca_bundle=ca_bundle, max_concurrency=concurrency
         )
     return registries
+
+
+def _checked_url(checker: Checker, node: Node, what: str, url: str, *, insecure: bool) -> str | None:
+    """The registry URL, normalised by the rule the registry client applies (``model.registryurl``), so
+    that a URL ``validate`` accepts never fails later in ``plan``; None (and a problem) when it breaks it.
+    The URL is quoted without any user-info: a password written into it is never repeated."""
+    shown = redact(url)
+    if "://" not in url:
+        reason = "must start with https:// (or http:// with insecure: true)"
+        checker.add(node, "bad-value", f"{what} url {shown!r} {reason}")
+        return None
+    try:
+        return normalize_registry_url(url, insecure=insecure)
+    except ValueError as exc:
+        checker.add(node, "bad-value", f"{what} url {shown!r} {exc}")
+        return None
 
 
 def _environment(checker: Checker, name: str, value: Node, registry_names: set[str]) -> _EnvDraft | None:
@@ -211,195 +217,6 @@ def _check_chain(checker: Checker, drafts: list[_EnvDraft], defined: set[str], *
             )
 
 
-def _naming(checker: Checker, node: Node) -> NamingRule:
-    fields = checker.fields(node, "naming", optional=("tag", "forbidden_tags"))
-    if fields is None:
-        return NamingRule()
-    pattern = DEFAULT_TAG_PATTERN
-    if "tag" in fields:
-        text = checker.text(fields["tag"], "naming tag")
-        if text is not None:
-            try:
-                re.compile(text)
-                pattern = text
-            except re.error as exc:
-                checker.add(fields["tag"], "bad-value", f"naming tag {text!r} is not a valid regular expression: {exc}")
-    forbidden: tuple[str, ...] = DEFAULT_FORBIDDEN_TAGS
-    if "forbidden_tags" in fields:
-        listed = tuple(value for value, _ in checker.string_list(fields["forbidden_tags"], "naming forbidden_tags"))
-        # 'latest' is forbidden whatever the file says: it names no version.
-        forbidden = tuple(dict.fromkeys((*DEFAULT_FORBIDDEN_TAGS, *listed)))
-    return NamingRule(tag_pattern=pattern, forbidden_tags=forbidden)
-
-
-def _retention_rule(checker: Checker, node: Node, what: str) -> RetentionRule | None:
-    fields = checker.fields(node, what, optional=("keep", "max_age_days", "max_bytes"))
-    if fields is None:
-        return None
-    keep = checker.integer(fields["keep"], f"{what} keep") if "keep" in fields else None
-    age = (
-        checker.integer(fields["max_age_days"], f"{what} max_age_days", minimum=1) if "max_age_days" in fields else None
-    )
-    size = checker.size(fields["max_bytes"], f"{what} max_bytes") if "max_bytes" in fields else None
-    return RetentionRule(keep=keep, max_age_days=age, max_bytes=size)
-
-
-def _retention(checker: Checker, node: Node, environments: set[str]) -> Retention:
-    mapping = checker.mapping(node, "retention")
-    if mapping is None:
-        return Retention()
-    default = RetentionRule()
-    per_env: dict[str, RetentionRule] = {}
-    for name, key_node, value in checker.entries(mapping, "retention"):
-        if name != "default" and not checker.reference(
-            key_node, name, environments, "unknown-environment", "retention for environment"
-        ):
-            continue
-        rule = _retention_rule(checker, value, f"retention {name!r}")
-        if rule is None:
-            continue
-        if name == "default":
-            default = rule
-        else:
-            per_env[name] = rule
-    return Retention(default=default, per_environment=per_env)
-
-
-def _promotion(checker: Checker, node: Node, environments: set[str]) -> Promotion:
-    """``promotion: {default: {keep_previous: N}, <env>: {keep_previous: N}}``, shaped like ``retention``."""
-    mapping = checker.mapping(node, "promotion")
-    if mapping is None:
-        return Promotion()
-    default: int | None = None
-    per_env: dict[str, int] = {}
-    for name, key_node, value in checker.entries(mapping, "promotion"):
-        if name != "default" and not checker.reference(
-            key_node, name, environments, "unknown-environment", "promotion for environment"
-        ):
-            continue
-        fields = checker.fields(value, f"promotion {name!r}", required=("keep_previous",))
-        if fields is None or "keep_previous" not in fields:
-            continue
-        keep = checker.integer(fields["keep_previous"], f"promotion {name!r} keep_previous", minimum=0)
-        if keep is None:
-            continue
-        if name == "default":
-            default = keep
-        else:
-            per_env[name] = keep
-    return Promotion(default_keep_previous=default, keep_previous=per_env)
-
-
-def _archive(checker: Checker, node: Node) -> ArchiveConfig | None:
-    fields = checker.fields(node, "archive", required=("store",), optional=("destroy_after_days",))
-    if fields is None or "store" not in fields:
-        return None
-    store = checker.text(fields["store"], "archive store")
-    days = (
-        checker.integer(fields["destroy_after_days"], "archive destroy_after_days", minimum=1)
-        if "destroy_after_days" in fields
-        else None
-    )
-    return ArchiveConfig(store=store, destroy_after_days=days) if store is not None else None
-
-
-def _base_images(checker: Checker, node: Node, registries: set[str]) -> dict[str, BaseImage]:
-    mapping = checker.mapping(node, "base_images")
-    result: dict[str, BaseImage] = {}
-    if mapping is None:
-        return result
-    for name, _key_node, value in checker.entries(mapping, "base_images"):
-        what = f"base image {name!r}"
-        fields = checker.fields(value, what, required=("reference",))
-        if fields is None or "reference" not in fields:
-            continue
-        ref_node = fields["reference"]
-        reference = checker.text(ref_node, f"{what} reference")
-        if reference is None:
-            continue
-        repo_part, at, digest = reference.partition("@")
-        registry, slash, repository = repo_part.partition("/")
-        if not at or not slash or ":" in repository or not IMAGE_NAME.match(repository):
-            checker.add(
-                ref_node,
-                "bad-value",
-                f"{what} reference {reference!r} must be REGISTRY-NAME/REPOSITORY@DIGEST (pinned by digest, no tag)",
-            )
-            continue
-        if not is_valid_digest(digest):
-            checker.add(ref_node, "bad-digest", f"{what} digest {digest!r} must be sha256:<64 hex> or sha512:<128 hex>")
-            continue
-        if not checker.reference(ref_node, registry, registries, "unknown-registry", "registry"):
-            continue
-        result[name] = BaseImage(name=name, reference=reference)
-    return result
-
-
-def _gates(checker: Checker, node: Node, environments: set[str], base_images: set[str]) -> dict[str, Gate]:
-    mapping = checker.mapping(node, "gates")
-    result: dict[str, Gate] = {}
-    if mapping is None:
-        return result
-    for name, key_node, value in checker.entries(mapping, "gates"):
-        environment_known = checker.reference(key_node, name, environments, "unknown-environment", "gate environment")
-        what = f"gates {name!r}"
-        fields = checker.fields(
-            value, what, optional=("base", "non_root", "exec_form", "max_layers", "max_bytes", "labels")
-        )
-        if fields is None:
-            continue
-        base = checker.text(fields["base"], f"{what} base") if "base" in fields else None
-        if base is not None and not checker.reference(
-            fields["base"], base, base_images, "unknown-base-image", "base image"
-        ):
-            base = None
-        non_root = checker.boolean(fields["non_root"], f"{what} non_root") if "non_root" in fields else False
-        exec_form = checker.boolean(fields["exec_form"], f"{what} exec_form") if "exec_form" in fields else False
-        layers = (
-            checker.integer(fields["max_layers"], f"{what} max_layers", minimum=1) if "max_layers" in fields else None
-        )
-        size = checker.size(fields["max_bytes"], f"{what} max_bytes") if "max_bytes" in fields else None
-        labels = (
-            tuple(v for v, _ in checker.string_list(fields["labels"], f"{what} labels")) if "labels" in fields else ()
-        )
-        if environment_known:
-            result[name] = Gate(
-                base=base,
-                non_root=bool(non_root),
-                exec_form=bool(exec_form),
-                max_layers=layers,
-                max_bytes=size,
-                labels=labels,
-            )
-    return result
-
-
-def _trust(checker: Checker, node: Node, environments: set[str], exists: ExistsFn) -> dict[str, TrustRule]:
-    mapping = checker.mapping(node, "trust")
-    result: dict[str, TrustRule] = {}
-    if mapping is None:
-        return result
-    for name, key_node, value in checker.entries(mapping, "trust"):
-        environment_known = checker.reference(key_node, name, environments, "unknown-environment", "trust environment")
-        what = f"trust {name!r}"
-        fields = checker.fields(value, what, required=("allowed_signers",))
-        if fields is None or "allowed_signers" not in fields:
-            continue
-        path = checker.text(fields["allowed_signers"], f"{what} allowed_signers")
-        if path is None:
-            continue
-        if not path.startswith("/") and not exists(path):
-            checker.add(
-                fields["allowed_signers"],
-                "file-missing",
-                f"{what} allowed_signers file {path!r} does not exist in the desired-state repository",
-            )
-            continue
-        if environment_known:
-            result[name] = TrustRule(allowed_signers=path)
-    return result
-
-
 _TOP_REQUIRED = ("version", "registries", "environments")
 _TOP_OPTIONAL = ("naming", "retention", "archive", "base_images", "gates", "trust", "promotion")
 
@@ -460,15 +277,17 @@ def validate_config(parsed: ParsedYaml, exists: ExistsFn) -> ConfigCheck:
         )
         _check_chain(checker, drafts, set(defined_envs), source_declared=source_declared)
         _check_prefixes(checker, drafts)
-    naming = _naming(checker, fields["naming"]) if "naming" in fields else NamingRule()
+    naming = naming_section(checker, fields["naming"]) if "naming" in fields else NamingRule()
     env_names = set(defined_envs)
-    retention = _retention(checker, fields["retention"], env_names) if "retention" in fields else Retention()
-    archive = _archive(checker, fields["archive"]) if "archive" in fields else None
-    base_images = _base_images(checker, fields["base_images"], registry_names) if "base_images" in fields else {}
+    retention = retention_section(checker, fields["retention"], env_names) if "retention" in fields else Retention()
+    archive = archive_section(checker, fields["archive"]) if "archive" in fields else None
+    base_images = (
+        base_images_section(checker, fields["base_images"], registry_names) if "base_images" in fields else {}
+    )
     base_names = _defined_names(fields.get("base_images"))
-    gates = _gates(checker, fields["gates"], env_names, base_names) if "gates" in fields else {}
-    trust = _trust(checker, fields["trust"], env_names, exists) if "trust" in fields else {}
-    promotion = _promotion(checker, fields["promotion"], env_names) if "promotion" in fields else Promotion()
+    gates = gates_section(checker, fields["gates"], env_names, base_names) if "gates" in fields else {}
+    trust = trust_section(checker, fields["trust"], env_names, exists) if "trust" in fields else {}
+    promotion = promotion_section(checker, fields["promotion"], env_names) if "promotion" in fields else Promotion()
     config = Config(
         version=version or 1,
         registries=registries,

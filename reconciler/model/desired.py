@@ -130,6 +130,9 @@ class Gate:
     max_layers: int | None = None
     max_bytes: int | None = None
     labels: tuple[str, ...] = ()
+    require_artifacts: tuple[str, ...] = ()
+    """Referrers the image must carry upstream: cosign kinds (``signature``, ``attestation``, ``sbom``)
+    or artifact media types (``application/spdx+json``)."""
 
 
 @dataclass(frozen=True, slots=True)

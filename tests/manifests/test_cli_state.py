@@ -183,3 +183,17 @@ def test_tiny_schema_checker_can_fail() -> None:
     assert _conforms({"environment": "t", "images": {"a": [{"tag": "x", "digest": "sha256:1"}]}}, schema, schema)
     assert _conforms({"environment": "t", "images": {}, "extra": 1}, schema, schema)
     assert _conforms({"environment": "t", "images": {}}, schema, schema) == []
+
+
+def test_registry_urls_follow_the_client_rule_and_never_repeat_credentials(tmp_path: Path) -> None:
+    """Plain HTTP to a non-loopback host once passed validate and then killed plan with a ValueError
+    traceback; a URL with user:password@ was printed back by validate. Both are problems now, found by the
+    same rule the registry client applies, and plan stops at them with exit 3."""
+    case = CORPUS / "bad-urls"
+    for command in (["validate", str(case)], ["validate", str(case), "-o", "json"], ["plan", str(case)]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 3, (command, result.output)
+        assert "s3cret-pass" not in result.output
+        assert "deployer" not in result.output
+        assert "Traceback" not in result.output
+        assert "plain HTTP to registry-test.example.com needs an explicit opt-in" in result.output
