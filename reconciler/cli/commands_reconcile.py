@@ -24,6 +24,7 @@ import typer
 
 from reconciler.cli.app import app
 from reconciler.cli.render import OutputFormat, emit_json, envelope, err
+from reconciler.cli.sources import CacheOption, DirArgument, RefOption, RepoOption, describe, open_trees
 from reconciler.exitcodes import ExitCode
 
 if TYPE_CHECKING:
@@ -37,14 +38,6 @@ class LogFormat(StrEnum):
     json = "json"
 
 
-DirArgument = Annotated[
-    Path | None,
-    typer.Argument(help="Desired-state directory (default: the current directory). Ignored with --repo."),
-]
-RepoOption = Annotated[
-    str | None, typer.Option("--repo", help="Git URL of the desired state, fetched into a cache.", show_default=False)
-]
-RefOption = Annotated[str, typer.Option("--ref", help="Branch, tag or commit SHA to use with --repo.")]
 EnvOption = Annotated[
     list[str] | None,
     typer.Option("--env", "-e", help="Only this environment (repeatable). Default: every non-source one."),
@@ -54,31 +47,15 @@ InsecureOption = Annotated[
     bool,
     typer.Option("--insecure", help="Allow plain HTTP / unverified TLS for every registry (loopback never needs it)."),
 ]
-CacheOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--cache-dir", help="Where --repo clones live (default: $RECONCILER_CACHE_DIR or ~/.cache/reconciler)."
-    ),
-]
 
 
 def _load(
     directory: Path | None, repo: str | None, ref: str, cache_dir: Path | None
 ) -> tuple[DesiredStateTree, DesiredState]:
     from reconciler.manifests import load_tree
-    from reconciler.source import open_directory, open_remote
 
-    if repo is None:
-        local = open_directory(directory or Path("."))
-        return local, load_tree(local)
-    with open_remote(repo, ref, cache_dir=cache_dir) as remote:
-        return remote, load_tree(remote)
-
-
-def _describe(tree: DesiredStateTree) -> str:
-    if tree.url is None and tree.revision is not None:
-        return f"{tree.root} @ {tree.revision.commit[:12]}"
-    return tree.root
+    with open_trees(directory, repo, ref, None, cache_dir) as (head, _base):
+        return head, load_tree(head)
 
 
 def _run_pass(
@@ -152,7 +129,7 @@ def _guarded(command: str, output: OutputFormat, body: Any) -> Any:
 
 def _heading(source: DesiredStateTree, report: PassReport) -> str:
     envs = ", ".join(report.plan.environments) or "no environments"
-    return f"reconciler plan: {_describe(source)} ({envs})"
+    return f"reconciler plan: {describe(source)} ({envs})"
 
 
 @app.command()
@@ -257,10 +234,10 @@ def apply(
             envelope("apply", status, source=_source_dict(source), audit_log=str(audit_path), **report_to_dict(report))
         )
     elif output is OutputFormat.markdown and not json_log:
-        heading = f"reconciler apply: {_describe(source)}"
+        heading = f"reconciler apply: {describe(source)}"
         typer.echo(results_markdown(report.results or (), heading), nl=False)
     elif not json_log:
-        typer.echo(f"reconciler apply: {_describe(source)} ({', '.join(report.plan.environments)})")
+        typer.echo(f"reconciler apply: {describe(source)} ({', '.join(report.plan.environments)})")
         typer.echo(summary_line(report.plan))
         for result in report.results or ():
             if result.succeeded:

@@ -43,8 +43,13 @@ def _usage(message: str) -> typer.Exit:
 
 
 def _parse(text: str) -> Reference:
-    from reconciler.model.reference import Reference
+    from reconciler.model.reference import Reference, looks_like_registry_address
 
+    if looks_like_registry_address(text):
+        raise _usage(
+            f"{text!r} is a registry address, not an image: name a repository, e.g. {text}/team/app:TAG "
+            "(a reference without a registry host means Docker Hub, which reconciler never guesses at)"
+        )
     try:
         return Reference.parse(text)
     except ValueError as exc:
@@ -68,21 +73,7 @@ def _run(work: Callable[[], Awaitable[T]]) -> T:
         return asyncio.run(work())  # type: ignore[arg-type]
     except ReconcilerError as exc:
         err(f"error: {exc}")
-        raise typer.Exit(code=int(ExitCode.FAILURE)) from exc
-    except ExceptionGroup as group:
-        failures = group.subgroup(ReconcilerError)
-        if failures is None:
-            raise
-        for failure in _leaves(failures):
-            err(f"error: {failure}")
-        raise typer.Exit(code=int(ExitCode.FAILURE)) from group
-
-
-def _leaves(group: BaseExceptionGroup[Any]) -> list[BaseException]:
-    found: list[BaseException] = []
-    for exc in group.exceptions:
-        found.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
-    return found
+        raise typer.Exit(code=int(ExitCode.FAILURE)) from None
 
 
 def _copy_line(result: ImageCopy) -> str:
@@ -201,13 +192,6 @@ def copy(
                 )
             except ReconcilerError as exc:
                 result.error = exc
-            except ExceptionGroup as group:
-                failures = group.subgroup(ReconcilerError)
-                if failures is None:
-                    raise
-                first = _leaves(failures)[0]
-                assert isinstance(first, ReconcilerError)
-                result.error = first
             return [result]
         finally:
             await source_client.aclose()

@@ -15,6 +15,7 @@ import typer
 
 from reconciler.cli.app import app
 from reconciler.cli.render import OutputFormat, emit_json, envelope, err
+from reconciler.cli.sources import BaseOption, CacheOption, DirArgument, RefOption, RepoOption, open_trees
 from reconciler.errors import SourceError
 from reconciler.exitcodes import ExitCode
 
@@ -48,42 +49,32 @@ def _summary(directory: Path, state: DesiredState, problems: list[Problem]) -> s
 
 @app.command()
 def validate(
-    directory: Annotated[
-        Path,
-        typer.Argument(
-            exists=True, file_okay=False, dir_okay=True, help="Desired-state directory (holds reconciler.yaml)."
-        ),
-    ] = Path("."),
-    base: Annotated[
-        str | None,
-        typer.Option(
-            "--base",
-            metavar="REF",
-            help="Git ref to compare with: versions added since REF must be declared by their 'from' environment.",
-        ),
-    ] = None,
+    directory: DirArgument = None,
+    *,
+    base: BaseOption = None,
+    repo: RepoOption = None,
+    ref: RefOption = "main",
+    cache_dir: CacheOption = None,
     output: Annotated[OutputFormat, typer.Option("--output", "-o", help="text, markdown or json.")] = OutputFormat.text,
 ) -> None:
-    """Validate a desired-state directory offline; report every problem as path:line:column."""
-    from reconciler.manifests import check_promotions, exists_at, inspect_at, inspect_tree  # noqa: PLC0415
-    from reconciler.source import DirectoryTree  # noqa: PLC0415
+    """Validate a desired-state directory (or --repo URL --ref REF) offline; report every problem as
+    path:line:column."""
+    from reconciler.manifests.compare import compare  # noqa: PLC0415
 
-    state, problems = inspect_tree(DirectoryTree(directory))
-    if base is not None:
-        try:
-            base_state = None
-            if exists_at(directory, base):
-                base_state, base_problems = inspect_at(directory, base)
-                if base_problems:
-                    err(
-                        f"note: the desired state at {base} has {len(base_problems)} problem(s); "
-                        "promotions are checked against the parts of it that are valid"
-                    )
-        except SourceError as exc:
-            err(f"error: {exc}")
-            raise typer.Exit(ExitCode.FAILURE) from exc
-        problems = sorted({*problems, *check_promotions(base_state, state)})
-
+    try:
+        with open_trees(directory, repo, ref, base, cache_dir) as (head, base_tree):
+            comparison = compare(head, base_tree)
+    except SourceError as exc:
+        err(f"error: {exc}")
+        raise typer.Exit(ExitCode.FAILURE) from None
+    if comparison.base_problems:
+        err(
+            f"note: the desired state at {base} has {len(comparison.base_problems)} problem(s); "
+            "promotions are checked against the parts of it that are valid"
+        )
+    state, problems = comparison.head, list(comparison.head_problems)
+    shown_root = Path(repo) if repo is not None else (directory or Path("."))
+    directory = shown_root if repo is None else Path(".")
     shown = [
         {
             "file": _display_path(directory, problem.file),
@@ -96,9 +87,9 @@ def validate(
     ]
     status = "invalid" if problems else "valid"
     if output is OutputFormat.json:
-        emit_json(envelope("validate", status, directory=directory.as_posix(), base=base, errors=shown))
+        emit_json(envelope("validate", status, directory=shown_root.as_posix(), base=base, errors=shown))
     elif output is OutputFormat.markdown:
-        lines = [f"**{_summary(directory, state, problems)}**"]
+        lines = [f"**{_summary(shown_root, state, problems)}**"]
         if shown:
             lines.append("")
             lines.extend(
@@ -108,7 +99,7 @@ def validate(
     else:
         for row in shown:
             typer.echo(f"{row['file']}:{row['line']}:{row['column']}: {row['message']} [{row['code']}]")
-        typer.echo(_summary(directory, state, problems))
+        typer.echo(_summary(shown_root, state, problems))
     if problems:
         raise typer.Exit(ExitCode.INVALID)
 

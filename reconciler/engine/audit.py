@@ -1,5 +1,12 @@
 """The audit log: one JSON line per action or refusal, appended atomically, never rewritten.
 
+A write to a registry is recorded twice: an ``intent`` record before the side effect (what is about to
+be written, from which commit) and an ``outcome`` record after it, sharing one ``entry`` id. A run killed
+between the two leaves an intent without an outcome: ``pair_records`` reports it as ``unknown`` ("check the
+registry"), and the next apply that observes that tag appends the outcome it finds (``confirmed``), so no
+write is ever lost from the record. Actions that write nothing (a refusal, a missing digest) get one
+``outcome`` record.
+
 Every record says when, what (copy, retag, conflict...), where (environment, registry, repository,
 tag, digest), from where (source), why (the Git commit of the desired state and its author) and how it
 ended (result, error). Each line is written with ONE ``write()`` of the complete line on a descriptor
@@ -42,6 +49,13 @@ def default_audit_path() -> Path:
     return Path(state_home) / "reconciler" / "audit.jsonl"
 
 
+INTENT = "intent"
+OUTCOME = "outcome"
+UNKNOWN = "unknown"
+CONFIRM_SCAN_BYTES = 16 * 1024 * 1024
+"""How far back from the end of the log an apply looks for intents without an outcome to confirm."""
+
+
 @dataclass(frozen=True, slots=True)
 class AuditRecord:
     action: str
@@ -58,6 +72,12 @@ class AuditRecord:
     commit: str | None = None
     commit_author: str | None = None
     error: str | None = None
+    phase: str = OUTCOME
+    """``intent`` (written before the side effect) or ``outcome``."""
+    entry: str | None = None
+    """Pairs an intent with its outcome: ``<run id>:<action id>``."""
+    confirmed_by: str | None = None
+    """On an outcome written by a later run for an intent left without one: that run's id."""
     time: str = ""
     """RFC 3339 UTC; filled in when the record is appended if left empty."""
 
@@ -136,3 +156,53 @@ def read_records(path: str | os.PathLike[str]) -> list[dict[str, object]]:
             if line.strip():
                 records.append(json.loads(line))
     return records
+
+
+def pair_records(records: list[dict[str, object]]) -> list[dict[str, object]]:
+    """The log as a reader should see it: one record per action. An outcome stands for its intent; an
+    intent with no outcome (the run stopped between the two) becomes a record with result ``unknown``."""
+    finished = {record.get("entry") for record in records if record.get("phase", OUTCOME) == OUTCOME}
+    paired: list[dict[str, object]] = []
+    for record in records:
+        if record.get("phase", OUTCOME) == OUTCOME:
+            paired.append(record)
+        elif record.get("entry") not in finished:
+            paired.append(
+                {
+                    **record,
+                    "phase": OUTCOME,
+                    "result": UNKNOWN,
+                    "error": "the run stopped after announcing this write and before recording its outcome: "
+                    "check the registry (the next apply confirms it)",
+                }
+            )
+    return paired
+
+
+def unconfirmed_intents(
+    path: str | os.PathLike[str], *, scan_bytes: int = CONFIRM_SCAN_BYTES
+) -> list[dict[str, object]]:
+    """Intents without an outcome among the last ``scan_bytes`` of the log (a bounded read: the log only
+    grows), oldest first. [] when the log does not exist."""
+    try:
+        with open(path, "rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            start = max(0, size - scan_bytes)
+            handle.seek(start)
+            tail = handle.read()
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise ReconcilerError(f"cannot read the audit log {path}: {exc.strerror}") from exc
+    lines = tail.split(b"\n")
+    if start:
+        lines = lines[1:]  # the first line may be cut in the middle
+    records: list[dict[str, object]] = []
+    for line in lines:
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                continue  # a record torn by a full disk: nothing to confirm in it
+    finished = {r.get("entry") for r in records if r.get("phase", OUTCOME) == OUTCOME and r.get("entry")}
+    return [r for r in records if r.get("phase") == INTENT and r.get("entry") not in finished]

@@ -80,9 +80,11 @@ async def execute(
     access: RegistryAccess,
     *,
     concurrency: int = DEFAULT_APPLY_CONCURRENCY,
+    on_start: Callable[[Action], None] | None = None,
     on_result: ResultCallback | None = None,
 ) -> list[ActionResult]:
-    """Run every action of ``plan``; return one result per action, in plan order."""
+    """Run every action of ``plan``; return one result per action, in plan order. ``on_start`` hears of a
+    write right before it starts (the audit's intent record), ``on_result`` of every result."""
     slots = asyncio.Semaphore(max(1, concurrency))
     finished: dict[int, asyncio.Future[bool]] = {
         action.id: asyncio.get_running_loop().create_future() for action in plan
@@ -115,6 +117,8 @@ async def execute(
             return
         async with slots:
             started = time.monotonic()
+            if on_start is not None:
+                on_start(action)
             try:
                 await _perform(action, access)
             except Exception as exc:  # any failure is this image's alone; the others go on

@@ -279,13 +279,15 @@ def plan(desired: DesiredState, observed: ObservedState, only: Collection[str] |
         if target_error is not None or error_sources or upstream_unreachable:
             problems = [f"{target.registry}/{target.repository}: {target_error}"] if target_error else []
             problems += [f"{loc}: {message}" for loc, message in error_sources]
-            problems += [f"{a.environment} cannot receive it first (#{a.id}: {a.reason})" for a in upstream_unreachable]
+            problems += [
+                f"{a.environment} ({a.registry}) cannot receive it first: {a.reason}" for a in upstream_unreachable
+            ]
             failed[target_key] = add(
                 target, ActionKind.UNREACHABLE, reason="cannot look up the digest: " + "; ".join(problems)
             )
             continue
         reason = _missing_reason(desired, target, only)
-        reason += "".join(f"; {a.environment} is missing it too (#{a.id})" for a in blocked)
+        reason += "".join(f"; {a.environment} ({a.registry}) is missing it too" for a in blocked)
         failed[target_key] = add(target, ActionKind.MISSING, reason=reason)
 
     selected = tuple(env.name for env in selected_environments(desired, only))
@@ -327,6 +329,17 @@ def _choose_source(
 
 def _missing_reason(desired: DesiredState, target: Target, only: Collection[str] | None) -> str:
     env = target.environment
+    pin = target.pin
+    if env.upstream is not None:
+        upstream = desired.config.environment(env.upstream)
+        upstream_state = desired.environments.get(upstream.name)
+        if not upstream.source and (upstream_state is None or upstream_state.find(pin.image, pin.tag) is None):
+            # The version skipped a stage: say which and what to do, as `validate --base` does.
+            return (
+                f"{pin.image}:{pin.tag} skips stage {upstream.name!r}: {upstream.name} does not declare it and "
+                f"its registries do not hold {pin.digest}; promote it to {upstream.name} first "
+                f"(environments/{upstream.name}.yaml), or remove it from {env.name}"
+            )
     places = [
         f"{registry}/{source_env.repository(target.pin.image)}"
         for source_env, registry, _sibling in _candidate_sources(desired, target)

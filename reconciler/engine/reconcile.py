@@ -15,15 +15,15 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from reconciler.engine.access import RegistryAccess
-from reconciler.engine.audit import AuditLog, AuditRecord
+from reconciler.engine.audit import AuditLog
 from reconciler.engine.execute import DEFAULT_APPLY_CONCURRENCY, ActionResult, ApplyProgress, execute
+from reconciler.engine.journal import PassJournal
 from reconciler.engine.observe import DEFAULT_OBSERVE_CONCURRENCY, observe
 from reconciler.engine.plan import plan as make_plan
 from reconciler.engine.plan import selected_environments
 from reconciler.errors import ReconcilerError
 from reconciler.model.desired import DesiredState
 from reconciler.model.observed import ObservedState
-from reconciler.model.outcome import Outcome
 from reconciler.model.plan import Action, Plan
 
 
@@ -82,23 +82,6 @@ def _failure(action: Action, reason: str) -> Failure:
     )
 
 
-def audit_record(result: ActionResult, desired: DesiredState) -> AuditRecord:
-    action = result.action
-    return AuditRecord(
-        action=action.kind.value,
-        environment=action.environment,
-        registry=action.registry,
-        repository=action.repository,
-        tag=action.tag,
-        digest=action.digest,
-        result=result.outcome.value,
-        source=str(action.source) if action.source is not None else None,
-        commit=desired.commit,
-        commit_author=desired.commit_author,
-        error=result.error if result.outcome is not Outcome.OK else None,
-    )
-
-
 async def reconcile_pass(
     desired: DesiredState,
     access: RegistryAccess,
@@ -122,6 +105,8 @@ async def reconcile_pass(
         known = ", ".join(desired.config.environment_names)
         raise ReconcilerError(f"unknown environment {exc.args[0]!r} (defined: {known})") from None
 
+    journal = PassJournal(None if dry_run else audit, desired)
+    journal.open()  # an unwritable audit log stops the pass before anything is written
     keep_manifests = getattr(access, "keep_manifests", None)  # a RegistryPool can reuse what it observed
     if keep_manifests is not None:
         keep_manifests(not dry_run)
@@ -133,12 +118,10 @@ async def reconcile_pass(
     if dry_run:
         return PassReport(desired, observed, plan, None, observed_at - started, planned_at - observed_at)
 
-    if audit is not None:
-        audit.ensure_writable()
+    journal.confirm(observed)
 
     def on_result(result: ActionResult) -> None:
-        if audit is not None:
-            audit.append(audit_record(result, desired))
+        journal.outcome(result)
         if progress is not None:
             progress.advance(result)
 
@@ -148,7 +131,9 @@ async def reconcile_pass(
     if watch is not None:
         watch(progress)
     try:
-        results = await execute(plan, access, concurrency=apply_concurrency, on_result=on_result)
+        results = await execute(
+            plan, access, concurrency=apply_concurrency, on_start=journal.intent, on_result=on_result
+        )
     finally:
         if watch is not None:
             watch(None)

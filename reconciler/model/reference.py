@@ -118,6 +118,23 @@ class Reference:
         return text
 
 
+_IPV4 = re.compile(r"^\d{1,3}(?:\.\d{1,3}){3}$")
+
+
+def looks_like_registry_address(text: str) -> bool:
+    """True for text with no repository path that names a registry rather than an image: ``127.0.0.1:5401``,
+    ``localhost:5000``, ``[::1]:5000``, ``registry.example.com:5000``. Docker's grammar reads such text as an
+    image on Docker Hub (``docker.io/library/127.0.0.1:5401``), which is never what a person typing it means."""
+    if "/" in text or "@" in text:
+        return False
+    host, colon, port = text.partition(":")
+    if text.startswith("["):
+        return True
+    if host == "localhost" or _IPV4.match(host) is not None:
+        return True
+    return "." in host and bool(colon) and port.isdigit()  # registry.example.com:5000; not redis:6
+
+
 def parse_reference(text: str) -> Reference:
     """Shorthand for :meth:`Reference.parse`."""
     return Reference.parse(text)

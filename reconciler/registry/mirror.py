@@ -20,7 +20,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from reconciler.errors import ReconcilerError
+from reconciler.errors import NotFoundError, ReconcilerError
 from reconciler.registry.client import RegistryClient
 from reconciler.registry.copier import Copier, CopyReport
 
@@ -52,14 +52,23 @@ async def copy_tags(
     tags: Sequence[str] | None = None,
     copier: Copier | None = None,
     jobs: asyncio.Semaphore | int = DEFAULT_JOBS,
+    require_tags: bool = True,
 ) -> list[ImageCopy]:
-    """Copy ``tags`` (all tags of the source repository when None) to the same tags in the target."""
+    """Copy ``tags`` (all tags of the source repository when None) to the same tags in the target.
+    NotFoundError when the source has no tag at all (unless ``require_tags`` is False: a repository of a
+    registry-wide copy may have had all its tags deleted)."""
     copier = copier or Copier()
     slots = jobs if isinstance(jobs, asyncio.Semaphore) else asyncio.Semaphore(jobs)
     wanted, present = await asyncio.gather(
         source.list_tags(source_repository) if tags is None else _given(tags),
         target.list_tags(target_repository),
     )
+    if tags is None and not wanted and require_tags:
+        raise NotFoundError(
+            "no tag to copy: the repository does not exist or holds no tag",
+            registry=source.name,
+            repository=source_repository,
+        )
     present_tags = set(present)
     source_name = f"{source.name}/{source_repository}"
     target_name = f"{target.name}/{target_repository}"
@@ -96,11 +105,6 @@ async def copy_tags(
                 )
             except ReconcilerError as exc:
                 outcome.error = exc
-            except ExceptionGroup as group:  # concurrent blob transfers: report the first registry error
-                first = group.subgroup(ReconcilerError)
-                if first is None:
-                    raise
-                outcome.error = _first(first)
         return outcome
 
     return list(await asyncio.gather(*(one(tag) for tag in wanted)))
@@ -108,14 +112,6 @@ async def copy_tags(
 
 async def _given(tags: Sequence[str]) -> list[str]:
     return list(tags)
-
-
-def _first(group: BaseExceptionGroup[ReconcilerError]) -> ReconcilerError:
-    for exc in group.exceptions:
-        if isinstance(exc, BaseExceptionGroup):
-            return _first(exc)
-        return exc
-    raise AssertionError("empty exception group")
 
 
 async def copy_repositories(
@@ -149,6 +145,7 @@ async def copy_repositories(
                 target_repository=renamed(name),
                 copier=copier,
                 jobs=slots,
+                require_tags=False,
             )
             for name in repositories
         )

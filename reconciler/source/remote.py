@@ -105,13 +105,16 @@ def _resolve(repo: Any, url: str, ref: str) -> Any:
     raise SourceError(f"{redact_url(url)}: no branch, tag or commit named {ref!r}")
 
 
-def open_remote(url: str, ref: str = "main", *, cache_dir: str | os.PathLike[str] | None = None) -> CommitTree:
-    """Fetch ``url`` into the cache and return the tree of ``ref`` (branch, tag or commit SHA).
-    Close the tree when done (or use ``with``)."""
+def open_remote(
+    url: str, ref: str = "main", *, cache_dir: str | os.PathLike[str] | None = None, refresh: bool = True
+) -> CommitTree:
+    """Fetch ``url`` into the cache (unless ``refresh`` is False and a clone is there: a second ref of the
+    same run) and return the tree of ``ref`` (branch, tag or commit SHA). Close it when done (or ``with``)."""
     import git  # noqa: PLC0415
 
     shown = redact_url(url)
-    clone = fetch(url, cache_dir=cache_dir)
+    cached = clone_dir(url, cache_dir) / "repo.git"
+    clone = cached if not refresh and (cached / "HEAD").exists() else fetch(url, cache_dir=cache_dir)
     repo = git.Repo(clone)
     try:
         commit = _resolve(repo, url, ref)

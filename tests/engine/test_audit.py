@@ -24,6 +24,9 @@ FIELDS = [
     "commit",
     "commit_author",
     "error",
+    "phase",
+    "entry",
+    "confirmed_by",
 ]
 
 
@@ -132,3 +135,49 @@ def test_unwritable_audit_log_stops_apply_before_any_write(tmp_path: Path) -> No
         asyncio.run(reconcile_pass(full_chain(("payments/api",)), access, dry_run=False, audit=audit))
     assert world.writes == []
     assert access.max_in_flight == 0
+
+
+def test_an_intent_without_outcome_reads_as_unknown_and_the_next_run_confirms_it(tmp_path: Path) -> None:
+    """A run killed between a tag write and its record: the intent says what was about to be written; a
+    reader sees "unknown, check the registry"; the next apply that observes the tag appends the outcome."""
+    import asyncio
+
+    from reconciler.engine.audit import pair_records, unconfirmed_intents
+    from reconciler.engine.reconcile import reconcile_pass
+
+    from .states import digest_of, full_chain
+    from .test_execute import TAG, FakeAccess, seeded
+
+    path = tmp_path / "audit.jsonl"
+    images = ("payments/api",)
+    desired = full_chain(images)
+    world = seeded(images)
+    digest = digest_of("payments/api" + TAG)
+    with AuditLog(path) as log:
+        # what a killed run leaves: two intents, one of which had landed in the registry
+        log.append(record(action="copy", registry="test", repository="t/payments/api", tag=TAG, digest=digest,
+                          result="pending", phase="intent", entry="dead:0"))  # fmt: skip
+        log.append(record(action="copy", registry="pre", repository="s1/payments/api", tag=TAG, digest=digest,
+                          result="pending", phase="intent", entry="dead:1"))  # fmt: skip
+    world.put("test", "t/payments/api", TAG, digest)  # the first write landed before the kill
+    [first, second] = pair_records(read_records(path))
+    assert (first["result"], second["result"]) == ("unknown", "unknown")
+    assert "check the registry" in str(first["error"])
+    assert len(unconfirmed_intents(path)) == 2
+
+    with AuditLog(path) as log:
+        report = asyncio.run(reconcile_pass(desired, FakeAccess(world), dry_run=False, audit=log))
+    assert not report.failures
+    records = read_records(path)
+    confirmations = [r for r in records if r.get("confirmed_by")]
+    assert {(r["entry"], r["result"]) for r in confirmations} == {("dead:0", "ok"), ("dead:1", "failed")}
+    assert unconfirmed_intents(path) == []
+    # every write of this run has an intent before its outcome, paired by entry
+    run = [r for r in records if str(r.get("entry", "")).split(":")[0] not in ("dead", "None")]
+    intents = [r["entry"] for r in run if r["phase"] == "intent"]
+    outcomes = [r["entry"] for r in run if r["phase"] == "outcome"]
+    assert intents
+    assert set(intents) <= set(outcomes)
+    for entry in intents:
+        assert [r["phase"] for r in run if r["entry"] == entry] == ["intent", "outcome"]
+    assert {r["result"] for r in pair_records(records)} <= {"ok", "failed"}

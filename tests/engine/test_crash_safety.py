@@ -4,7 +4,9 @@ with a missing blob or child manifest, and the next apply converges.
 Each trial promotes fresh versions (single-platform images and two-platform indexes) through the whole
 chain d -> t -> s1 -> s2 -> p, kills the apply subprocess after a random delay drawn across the span of
 an uninterrupted apply, walks EVERY tag of every repository on all five registries, then re-applies and
-checks that the next plan is empty.
+checks that the next plan is empty, and that the audit log names every tag the killed run had written
+(its outcome, or, when the kill fell between the write and the record, the intent that the re-apply
+confirmed).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import pytest
 from typer.testing import CliRunner
 
 from reconciler.cli import app
+from reconciler.engine.audit import pair_records, read_records
 from reconciler.exitcodes import ExitCode
 
 from .landscape import REGISTRY_OF, Landscape, start_landscape, walk_registry
@@ -87,6 +90,18 @@ def _walk_all(land: Landscape, trial: int) -> int:
     return present
 
 
+def _assert_every_tag_is_audited(audit: Path, trial: int) -> None:
+    """Every tag of the trial is named by an ``ok`` record, and no intent is left unknown."""
+    records = pair_records(read_records(audit))
+    written = {(r["registry"], r["repository"], r["tag"]) for r in records if r["result"] == "ok"}
+    unknown = [r for r in records if r["result"] == "unknown"]
+    assert unknown == [], f"trial {trial}: intents never confirmed: {unknown}"
+    for name, tag in _versions(trial):
+        for env in ("t", "s1", "s2", "p"):
+            for registry in REGISTRY_OF[env]:
+                assert (registry, f"{env}/{name}", tag) in written, f"trial {trial}: {env}/{name}:{tag} not audited"
+
+
 def test_kill_9_at_random_moments_never_leaves_a_broken_tag(registry_factory: object, tmp_path: Path) -> None:
     land = start_landscape(registry_factory, tmp_path / "state")  # type: ignore[arg-type]
     audit = tmp_path / "audit.jsonl"
@@ -128,6 +143,7 @@ def test_kill_9_at_random_moments_never_leaves_a_broken_tag(registry_factory: ob
         result = CliRunner().invoke(app, ["plan", str(root), "--detailed-exitcode"])
         assert result.exit_code == ExitCode.OK, f"trial {trial}: not converged: {result.stdout}"
         assert _walk_all(land, trial) == total_tags
+        _assert_every_tag_is_audited(audit, trial)
         _forget_trial(land, trial, client)
 
     client.close()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from reconciler.engine.audit import AuditLog, read_records
+from reconciler.engine.audit import AuditLog, pair_records, read_records
 from reconciler.engine.execute import Outcome, execute
 from reconciler.engine.reconcile import reconcile_pass
 from reconciler.errors import AuthError, TransientRegistryError
@@ -97,7 +97,7 @@ def test_failed_stage_skips_its_downstream_and_spares_other_sites_and_images(tmp
     failures = report.failures
     assert {(f.image, f.registry) for f in failures} == {("payments/api", "prod-a"), ("payments/web", "prod-a")}
     assert all("503" in f.reason for f in failures)
-    records = read_records(audit_path)
+    records = pair_records(read_records(audit_path))  # an intent before each write, its outcome after
     assert len(records) == len(report.results) == 10
     assert sum(r["result"] == "failed" for r in records) == 2
 

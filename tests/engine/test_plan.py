@@ -137,7 +137,8 @@ def test_missing_upstream_fails_that_image_and_its_downstream_only() -> None:
     assert len(api) == 5
     assert "dev/d/payments/api" in api[0].reason
     assert api[1].environment == "s1"
-    assert f"t is missing it too (#{api[0].id})" in api[1].reason
+    assert "t (test) is missing it too" in api[1].reason
+    assert "#" not in api[1].reason  # no internal action numbers in what a person reads
     assert {a.kind for a in web} == {ActionKind.COPY}
 
 
@@ -162,7 +163,7 @@ def test_unreadable_source_registry_is_unreachable_naming_the_source() -> None:
     # downstream environments cannot get it either, and say so: unreachable because of dev, not "missing"
     assert {a.kind for a in result} == {ActionKind.UNREACHABLE}
     s1 = next(a for a in result if a.environment == "s1")
-    assert "t cannot receive it first (#0: " in s1.reason
+    assert "t (test) cannot receive it first: " in s1.reason
     assert "dev/d/payments/api" in s1.reason
 
 
@@ -279,3 +280,18 @@ def test_property_no_action_for_in_sync_tags_and_no_write_over_immutable_tags(
             assert current is None
         for dep in action.depends_on:
             assert dep < action.id
+
+
+def test_a_skipped_stage_is_named_with_the_fix() -> None:
+    """p pins a version s2 never declared: the planner says which stage was skipped and what to do, as
+    ``validate --base`` does, instead of "sha256:... is not in pre/s2/..." and an action number."""
+    digest = digest_of(API + TAG)
+    triple = (API, TAG, digest)
+    desired = state(chain_config(), {"d": [triple], "t": [triple], "s1": [triple], "p": [triple]})
+    world = seeded_dev((API,))
+    result = plan(desired, world.observe(desired), only=["p"])
+    [prod_a, _prod_b] = [a for a in result if a.environment == "p"]
+    assert prod_a.kind is ActionKind.MISSING
+    assert f"{API}:{TAG} skips stage 's2'" in prod_a.reason
+    assert "promote it to s2 first (environments/s2.yaml)" in prod_a.reason
+    assert "#" not in prod_a.reason

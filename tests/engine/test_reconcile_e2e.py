@@ -14,7 +14,7 @@ from support.skopeo import Skopeo
 from typer.testing import CliRunner
 
 from reconciler.cli import app
-from reconciler.engine.audit import read_records
+from reconciler.engine.audit import pair_records, read_records
 from reconciler.exitcodes import ExitCode
 from testkit.localregistry import LocalRegistry
 
@@ -85,7 +85,7 @@ def test_apply_converges_five_environments_and_second_plan_is_empty(
         assert sum(r.request_bytes for r in s2_writes) == 0
         assert proxies["pre"].blob_bytes_uploaded > 0  # t -> s1 did upload (different registry)
 
-        records = read_records(audit)
+        records = pair_records(read_records(audit))
         assert len(records) == 15
         assert {r["result"] for r in records} == {"ok"}
         assert {r["environment"] for r in records} == {"t", "s1", "s2", "p"}
@@ -261,7 +261,8 @@ def test_apply_from_git_records_commit_and_author_and_logs_json_lines(landscape:
     code, out, err = cli("apply", *args, "--audit-log", str(audit), "--log-format", "json")
     assert code == ExitCode.OK, err
     lines = [json.loads(line) for line in out.splitlines() if line.strip()]
-    assert len(lines) == 1
+    assert [line["phase"] for line in lines] == ["intent", "outcome"]
+    assert lines[0]["entry"] == lines[1]["entry"]
     assert lines[0]["commit"] == sha
     assert lines[0]["commit_author"] == "Grace Hopper <grace@example.com>"
     assert lines[0]["environment"] == "t"
@@ -285,7 +286,7 @@ def test_mutable_environment_moves_a_conflicting_tag_and_audits_it(landscape: La
     code, out, err = cli("apply", str(root), "--env", "t", "--audit-log", str(audit))
     assert code == ExitCode.OK, err
     assert landscape.tag_digest("t", "test", name, tag) == wanted
-    [record] = read_records(audit)
+    [record] = pair_records(read_records(audit))
     assert record["action"] == "conflict"
     assert record["result"] == "ok"
     assert stale != wanted

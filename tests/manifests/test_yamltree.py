@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
@@ -69,3 +70,27 @@ def test_sequences_keep_order_and_positions() -> None:
     assert (first.value, first.line, first.column) == ("x", 1, 3)
     assert isinstance(second, SequenceNode)
     assert [(n.line, n.column) for n in second.value] == [(2, 4), (2, 7)]
+
+
+def test_a_syntax_error_is_reported_from_the_first_parse(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 5 MiB file broken on its last line took 10-13 s: after libyaml failed, the pure-Python parser ran
+    again over the whole file. In a file past SECOND_OPINION_BYTES, an error other than libyaml's YAML 1.1
+    refusal of ':' in flow scalars comes from the first parse, with its position."""
+    from reconciler.manifests import yamltree
+
+    def no_second_parse(*args: object, **kwargs: object) -> object:
+        raise AssertionError("the pure-Python parser ran again")
+
+    monkeypatch.setattr(yamltree.YAML, "parse", no_second_parse)
+    count = yamltree.SECOND_OPINION_BYTES // 100 + 1
+    body = "".join(f'  app{i:06d}:\n    - {{tag: "20261127_01", digest: "sha256:{i:064x}"}}\n' for i in range(count))
+    data = f"environment: t\nimages:\n{body}    - {{tag: x\n".encode()
+    assert len(data) > yamltree.SECOND_OPINION_BYTES
+    [problem] = yamltree.parse_yaml("environments/t.yaml", data).problems
+    assert problem.code == "yaml-syntax"
+    assert problem.line == 2 + 2 * count + 2
+
+
+def test_flow_urls_still_parse_as_yaml_1_2() -> None:
+    parsed = parse_yaml("reconciler.yaml", b"registries:\n  dev: {url: https://registry-dev.example.com}\n")
+    assert parsed.problems == []

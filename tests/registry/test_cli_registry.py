@@ -158,3 +158,26 @@ def test_credentials_from_environment_and_never_printed(
     allowed = runner.invoke(app, ["ls", f"{basic_registry.host}/app"])
     assert allowed.exit_code == 0, allowed.output
     assert allowed.stdout.split() == [TAG]
+
+
+def test_copy_all_tags_of_a_repository_that_does_not_exist_fails(
+    registry_factory: RegistryFactory, runner: CliRunner
+) -> None:
+    """It once exited 0 saying "0 images"."""
+    source = registry_factory(name="src")
+    target = registry_factory(name="dst")
+    result = runner.invoke(app, ["copy", "--all-tags", f"{source.host}/no/such/repo", f"{target.host}/mirror/repo"])
+    assert result.exit_code == ExitCode.FAILURE, result.output
+    assert "no/such/repo" in result.output
+    assert "does not exist or holds no tag" in result.output
+
+
+@pytest.mark.parametrize("text", ["127.0.0.1:5401", "localhost:5000", "[::1]:5000", "registry.example.com:5000"])
+def test_a_bare_registry_address_is_refused_before_anything_is_contacted(runner: CliRunner, text: str) -> None:
+    """Docker's grammar reads ``127.0.0.1:5401`` as docker.io/library/127.0.0.1:5401: reconciler once
+    contacted Docker Hub for it. Now it is a usage error with a hint, and no connection is made."""
+    for command in (["copy", text, "127.0.0.1:9/x/y:1"], ["digest", text], ["inspect", text]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == ExitCode.USAGE, (command, result.output)
+        assert "is a registry address, not an image" in result.output
+        assert "docker.io" not in result.output.replace("Docker Hub", "")

@@ -81,3 +81,24 @@ def test_roundtrip(components: list[str], tag: str | None, with_digest: bool) ->
     ref = Reference.parse(text)
     assert str(ref) == text
     assert Reference.parse(str(ref)) == ref
+
+
+@pytest.mark.parametrize(
+    ("text", "address"),
+    [
+        ("127.0.0.1:5401", True),
+        ("127.0.0.1", True),
+        ("localhost:5000", True),
+        ("[::1]:5000", True),
+        ("registry.example.com:5000", True),
+        ("redis:6", False),
+        ("nginx:1.25", False),
+        ("payments/api:20261127_01", False),
+        ("127.0.0.1:5401/team/app:1", False),
+        ("app@sha256:" + "a" * 64, False),
+    ],
+)
+def test_bare_registry_addresses_are_told_from_images(text: str, address: bool) -> None:
+    from reconciler.model.reference import looks_like_registry_address
+
+    assert looks_like_registry_address(text) is address
