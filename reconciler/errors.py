@@ -14,6 +14,7 @@ controller's backoff and the per-image outcomes read these two attributes and no
     ReconcilerError
     ├── DesiredStateError          invalid desired state; carries every Problem found (exit 3)
     ├── PolicyError                a policy gate or trust rule refused an image (exit 3)
+    ├── PromotionError             a promotion was refused: nothing was written (exit 3)
     ├── SourceError                Git clone/fetch/checkout of the desired state failed (exit 1)
     ├── ArchiveError               the archive store failed or holds a corrupt image (exit 1)
     └── RegistryError              talking to a registry failed (exit 1)
@@ -58,6 +59,11 @@ class DesiredStateError(ReconcilerError):
 
 class PolicyError(ReconcilerError):
     """A policy gate or a trust rule refused an image or a commit."""
+
+
+class PromotionError(ReconcilerError):
+    """``promote`` refused: an unknown image or tag, a version its upstream does not hold, a source
+    environment as target, a dirty work tree, a version already present. Nothing was written."""
 
 
 class SourceError(ReconcilerError):

@@ -13,7 +13,9 @@ import traceback
 
 from reconciler.cli import (  # noqa: F401  (registers commands)
     commands_demo,
+    commands_diff,
     commands_lint,
+    commands_promote,
     commands_reconcile,
     commands_registry,
     commands_state,

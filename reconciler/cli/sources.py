@@ -53,16 +53,28 @@ def describe(tree: DesiredStateTree) -> str:
 
 @contextmanager
 def open_trees(
-    directory: Path | None, repo: str | None, ref: str, base: str | None, cache_dir: Path | None
+    directory: Path | None,
+    repo: str | None,
+    ref: str,
+    base: str | None,
+    cache_dir: Path | None,
+    *,
+    head_ref: str | None = None,
 ) -> Iterator[tuple[DesiredStateTree, DesiredStateTree | None]]:
-    """(head, base or None); trees read from Git are closed on exit. Raises SourceError."""
+    """(head, base or None); trees read from Git are closed on exit. Raises SourceError. The head is the
+    directory as it is, or ``head_ref`` of its repository, or ``--ref`` (``head_ref``) of ``--repo``."""
     from reconciler.source import open_commit, open_directory, open_remote  # noqa: PLC0415
 
     with ExitStack() as stack:
         head: DesiredStateTree
         base_tree: CommitTree | None = None
+        if repo is not None and head_ref is not None:
+            ref = head_ref
         if repo is None:
-            head = open_directory(directory or Path("."))
+            if head_ref is not None:
+                head = stack.enter_context(open_commit(directory or Path("."), head_ref))
+            else:
+                head = open_directory(directory or Path("."))
             if base is not None:
                 base_tree = stack.enter_context(open_commit(directory or Path("."), base))
         else:
