@@ -121,3 +121,21 @@ def test_acl_grants_only_allowed_actions() -> None:
     assert server.grant("a", ["repository:pub/x:pull"])[0]["actions"] == []
     assert parse_scope("repository:127.0.0.1:5000/x:pull") == ("repository", "127.0.0.1:5000/x", ["pull"])
     server.stop()
+
+
+def test_token_endpoint_is_a_loopback_server_with_a_request_log() -> None:
+    with TokenServer(users={"u": "p"}) as server:
+        assert server.realm.startswith("http://127.0.0.1:")
+        assert httpx.get(server.realm, params={"scope": "repository:x:pull"}, auth=("u", "p")).status_code == 200
+        assert httpx.get(server.realm, auth=("u", "wrong")).status_code == 401
+        assert httpx.post(server.realm, data={"grant_type": "password"}).status_code == 405  # Basic flow only
+        assert httpx.get(server.realm.replace("/token", "/other")).status_code == 404
+        seen = [(r.method, r.path, "authorization" in r.headers) for r in server.server.requests]
+    assert seen == [
+        ("GET", "/token", True),
+        ("GET", "/token", True),
+        ("POST", "/token", False),
+        ("GET", "/other", False),
+    ]
+    assert [t.account for t in server.issued] == ["u"]
+    assert server.refused == ["<bad credentials>"]

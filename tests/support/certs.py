@@ -1,12 +1,15 @@
-"""Self-signed CA certificates for tests: the token signer's chain and an HTTPS test endpoint."""
+"""Self-signed certificates for tests: the token signer's CA and the HTTPS loopback server's certificate."""
 
 from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
@@ -33,3 +36,32 @@ def self_signed_ca(
         sans = [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ip_addresses]
         builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
     return builder.sign(key, hashes.SHA256())
+
+
+@dataclass(frozen=True)
+class ServerCertificate:
+    """A certificate for ``127.0.0.1`` and its key, as PEM files. The certificate is its own CA: a client
+    trusts the server with ``ca_bundle=str(cert_path)`` and refuses it otherwise."""
+
+    cert_path: Path
+    key_path: Path
+
+    def server_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.cert_path, self.key_path)
+        return context
+
+
+def server_certificate(
+    directory: Path, *, common_name: str = "reconciler test server", valid_for: dt.timedelta = dt.timedelta(hours=1)
+) -> ServerCertificate:
+    """Write ``server.pem`` and ``server.key`` (P-256) for ``127.0.0.1`` into ``directory``."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    certificate = self_signed_ca(key, common_name, valid_for=valid_for, ip_addresses=("127.0.0.1",))
+    directory.mkdir(parents=True, exist_ok=True)
+    cert_path, key_path = directory / "server.pem", directory / "server.key"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return ServerCertificate(cert_path=cert_path, key_path=key_path)

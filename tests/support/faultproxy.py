@@ -38,11 +38,11 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Literal
 
+from support.http11 import PIECE, DropConnectionError, Head, Listener, pump_body, read_head, to_writer
 from testkit.localregistry import RequestKind, classify_path
 
 FaultKind = Literal["500", "503", "429", "reset", "cut", "cut_request"]
 ALL_FAULTS: tuple[FaultKind, ...] = ("500", "503", "429", "reset", "cut")  # the default random mix
-_CHUNK = 256 * 1024
 _REASONS = {500: "Internal Server Error", 503: "Service Unavailable", 429: "Too Many Requests"}
 
 
@@ -62,127 +62,6 @@ class ProxiedRequest:
     @property
     def is_blob_write(self) -> bool:
         return self.kind == "upload" and self.method in ("POST", "PATCH", "PUT")
-
-
-class _Head:
-    """A parsed HTTP/1.1 message head (request or response)."""
-
-    def __init__(self, raw: bytes) -> None:
-        self.raw = raw
-        lines = raw.decode("latin-1").split("\r\n")
-        self.start_line = lines[0]
-        self.headers: list[tuple[str, str]] = []
-        for line in lines[1:]:
-            if not line:
-                continue
-            name, _, value = line.partition(":")
-            self.headers.append((name.strip().lower(), value.strip()))
-
-    def get(self, name: str) -> str | None:
-        for key, value in self.headers:
-            if key == name:
-                return value
-        return None
-
-    @property
-    def chunked(self) -> bool:
-        return "chunked" in (self.get("transfer-encoding") or "").lower()
-
-    @property
-    def content_length(self) -> int | None:
-        value = self.get("content-length")
-        return int(value) if value is not None else None
-
-    @property
-    def wants_close(self) -> bool:
-        return (self.get("connection") or "").lower() == "close"
-
-
-class _DropConnectionError(Exception):
-    """The connection is to be closed now (a fault, or a peer went away)."""
-
-
-async def _read_head(reader: asyncio.StreamReader) -> _Head | None:
-    """The next message head, or None at a clean end of stream."""
-    try:
-        first = await reader.read(1)
-        if not first:
-            return None
-        if first == b"\x16":
-            # A TLS ClientHello: the client (skopeo) tries HTTPS first. Close at once, as a plain-HTTP
-            # Go server answers at once, so it falls back to HTTP without waiting for a handshake timeout.
-            raise _DropConnectionError
-        raw = first + await reader.readuntil(b"\r\n\r\n")
-    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError) as exc:
-        raise _DropConnectionError from exc
-    return _Head(raw)
-
-
-async def _pump_body(
-    reader: asyncio.StreamReader,
-    writer: asyncio.StreamWriter | None,
-    head: _Head,
-    *,
-    until_eof: bool = False,
-    stop_after: int | None = None,
-) -> int:
-    """Copy one message body from reader to writer (None = discard); returns payload bytes copied.
-
-    ``stop_after``: raise :class:`_DropConnectionError` once that many bytes were written (a cut mid-body).
-    """
-    copied = 0
-
-    async def emit(data: bytes, payload: int) -> None:
-        nonlocal copied
-        if stop_after is not None and payload:
-            data = data[: stop_after - copied]
-            payload = len(data)
-        if writer is not None:
-            writer.write(data)
-            await writer.drain()
-        copied += payload
-        if stop_after is not None and copied >= stop_after:
-            raise _DropConnectionError
-
-    try:
-        if head.chunked:
-            while True:
-                size_line = await reader.readuntil(b"\r\n")
-                size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
-                if size == 0:
-                    trailer = size_line
-                    while True:
-                        line = await reader.readuntil(b"\r\n")
-                        trailer += line
-                        if line == b"\r\n":
-                            break
-                    await emit(trailer, 0)
-                    return copied
-                await emit(size_line, 0)
-                left = size
-                while left:
-                    data = await reader.read(min(left, _CHUNK))
-                    if not data:
-                        raise _DropConnectionError
-                    left -= len(data)
-                    await emit(data, len(data))
-                await emit(await reader.readexactly(2), 0)
-        length = head.content_length
-        if length is not None:
-            left = length
-            while left:
-                data = await reader.read(min(left, _CHUNK))
-                if not data:
-                    raise _DropConnectionError
-                left -= len(data)
-                await emit(data, len(data))
-            return copied
-        if until_eof:
-            while data := await reader.read(_CHUNK):
-                await emit(data, len(data))
-        return copied
-    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError, ValueError) as exc:
-        raise _DropConnectionError from exc
 
 
 class FaultProxy:
@@ -211,35 +90,21 @@ class FaultProxy:
         self._settled = threading.Condition(self._lock)
         self._in_flight = 0
         self._records: list[ProxiedRequest] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._server: asyncio.Server | None = None
-        self._connections: set[asyncio.StreamWriter] = set()
-        self._port: int | None = None
-        self._down = False
+        self._listener = Listener(self._serve_connection, name="fault-proxy")
+        self._started = False
 
     def __repr__(self) -> str:
-        return f"FaultProxy({self.url if self._port else 'stopped'} -> {self.upstream_host}:{self.upstream_port})"
+        return f"FaultProxy({self.url if self._started else 'stopped'} -> {self.upstream_host}:{self.upstream_port})"
 
     # -- lifecycle --------------------------------------------------------------------------------
 
     def start(self) -> FaultProxy:
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="fault-proxy", daemon=True)
-        self._thread.start()
-        self._call(self._listen(0))
+        self._listener.start()
+        self._started = True
         return self
 
     def stop(self) -> None:
-        if self._loop is None:
-            return
-        self._call(self._close_all())
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._loop.close()
-        self._loop = None
-        self._thread = None
+        self._listener.stop()
 
     def __enter__(self) -> FaultProxy:
         return self.start()
@@ -249,40 +114,19 @@ class FaultProxy:
     ) -> None:
         self.stop()
 
-    def _call(self, coroutine: object) -> None:
-        assert self._loop is not None
-        asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=10)  # type: ignore[arg-type]
-
-    async def _listen(self, port: int) -> None:
-        self._server = await asyncio.start_server(
-            self._serve_connection, "127.0.0.1", port, limit=1 << 16, reuse_address=True
-        )
-        self._port = self._server.sockets[0].getsockname()[1]
-
-    async def _close_all(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            self._server = None
-        for writer in list(self._connections):
-            writer.close()
-        self._connections.clear()
-
     def down(self) -> None:
         """Stop listening and close every open connection: clients get "connection refused" until :meth:`up`."""
-        self._down = True
-        self._call(self._close_all())
+        self._listener.down()
 
     def up(self) -> None:
         """Listen again on the same port."""
-        self._down = False
-        self._call(self._listen(self.port))
+        self._listener.up()
 
     # -- addresses --------------------------------------------------------------------------------
 
     @property
     def port(self) -> int:
-        assert self._port is not None, "proxy not started"
-        return self._port
+        return self._listener.port
 
     @property
     def host(self) -> str:
@@ -345,14 +189,10 @@ class FaultProxy:
     # -- the proxy --------------------------------------------------------------------------------
 
     async def _serve_connection(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
-        if self._down:
-            client_writer.close()
-            return
-        self._connections.add(client_writer)
         upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         try:
             while True:
-                head = await _read_head(client_reader)
+                head = await read_head(client_reader)
                 if head is None:
                     return
                 method, _, rest = head.start_line.partition(" ")
@@ -376,12 +216,9 @@ class FaultProxy:
                         self._settled.notify_all()
                 if not keep_alive:
                     return
-        except _DropConnectionError:
-            return
-        except Exception:
+        except Exception:  # a fault, a peer gone, or a broken message: this connection ends here
             return
         finally:
-            self._connections.discard(client_writer)
             if upstream is not None:
                 upstream[1].close()
             with contextlib.suppress(Exception):
@@ -389,7 +226,7 @@ class FaultProxy:
 
     async def _exchange(
         self,
-        head: _Head,
+        head: Head,
         *,
         method: str,
         path: str,
@@ -406,10 +243,10 @@ class FaultProxy:
         has_request_body = head.chunked or (head.content_length or 0) > 0
         if fault == "reset" or (fault == "cut_request" and not has_request_body):
             record(None, 0, 0)
-            raise _DropConnectionError
+            raise DropConnectionError
         if fault in ("500", "503", "429"):
             status = int(fault)
-            await _pump_body(client_reader, None, head)
+            await pump_body(client_reader, head, None)
             body = b'{"errors":[{"code":"UNAVAILABLE","message":"fault injected by test proxy"}]}'
             extra = f"Retry-After: {self.retry_after}\r\n" if status == 429 else ""
             client_writer.write(
@@ -428,24 +265,24 @@ class FaultProxy:
                 upstream = await asyncio.open_connection(self.upstream_host, self.upstream_port, limit=1 << 16)
             except OSError as exc:
                 record(None, 0, 0)
-                raise _DropConnectionError from exc
+                raise DropConnectionError from exc
         up_reader, up_writer = upstream
         up_writer.write(head.raw)
         if fault == "cut_request":
-            half = max(1, (head.content_length or 2 * _CHUNK) // 2)
+            half = max(1, (head.content_length or 2 * PIECE) // 2)
             try:
-                await _pump_body(client_reader, up_writer, head, stop_after=half)
+                await pump_body(client_reader, head, to_writer(up_writer), stop_after=half)
             finally:
                 record(None, half, 0)
-            raise _DropConnectionError  # the upstream connection is closed in _serve_connection
-        request_bytes = await _pump_body(client_reader, up_writer, head)
+            raise DropConnectionError  # the upstream connection is closed in _serve_connection
+        request_bytes = await pump_body(client_reader, head, to_writer(up_writer))
         await up_writer.drain()
 
         while True:
-            response = await _read_head(up_reader)
+            response = await read_head(up_reader)
             if response is None:
                 record(None, request_bytes, 0)
-                raise _DropConnectionError
+                raise DropConnectionError
             status = int(response.start_line.split(" ", 2)[1])
             if 100 <= status < 200:
                 client_writer.write(response.raw)
@@ -457,22 +294,22 @@ class FaultProxy:
         if fault == "cut":
             if not has_body or (length is not None and length < 2):
                 record(None, request_bytes, 0)
-                raise _DropConnectionError
+                raise DropConnectionError
             client_writer.write(response.raw)
             half = max(1, (length or 2) // 2)
             try:
-                await _pump_body(up_reader, client_writer, response, until_eof=True, stop_after=half)
+                await pump_body(up_reader, response, to_writer(client_writer), until_eof=True, stop_after=half)
             finally:
                 record(None, request_bytes, half)
-            raise _DropConnectionError
+            raise DropConnectionError
         client_writer.write(response.raw)
         response_bytes = 0
         if has_body:
             until_eof = not response.chunked and length is None
-            response_bytes = await _pump_body(up_reader, client_writer, response, until_eof=until_eof)
+            response_bytes = await pump_body(up_reader, response, to_writer(client_writer), until_eof=until_eof)
             if until_eof:
                 record(status, request_bytes, response_bytes)
-                raise _DropConnectionError
+                raise DropConnectionError
         await client_writer.drain()
         record(status, request_bytes, response_bytes)
         if response.wants_close:

@@ -1,11 +1,12 @@
 """A Docker registry token server for tests: Basic credentials in, signed JWT out, so the Bearer flow
 runs for real against distribution's ``auth: token``.
 
-It serves ``GET /token?service=S&scope=repository:NAME:ACTIONS[&scope=...]`` on ``127.0.0.1:<free port>``
-in a background thread, checks the request's Basic credentials against a user table (no credentials =
-anonymous), grants the requested actions allowed by an ACL, and answers
-``{"token", "access_token", "expires_in", "issued_at"}``. Every issued token is recorded
-(:attr:`TokenServer.issued`) so tests can assert that a client caches its tokens.
+It serves ``GET /token?service=S&scope=repository:NAME:ACTIONS[&scope=...]`` on ``127.0.0.1:<free port>``,
+checks the request's Basic credentials against a user table (no credentials = anonymous), grants the
+requested actions allowed by an ACL, and answers ``{"token", "access_token", "expires_in", "issued_at"}``.
+Every issued token is recorded (:attr:`TokenServer.issued`) so tests can assert that a client caches its
+tokens. The HTTP side is a ``support.httpserver.LoopbackServer`` (:attr:`TokenServer.server`): its
+request log, and a ``handler`` a test may swap for a hostile one (``server.handler = lambda r: HANG``).
 
 Tokens are RS256 (RSA 2048) or ES256 (P-256) JWTs signed with a key generated at start-up, whose
 self-signed certificate is written to ``root.pem`` for the registry's ``rootcertbundle``. distribution 2.8
@@ -31,11 +32,9 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
-from urllib.parse import parse_qs, urlsplit
 
 import jwt
 from cryptography import x509
@@ -43,6 +42,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from support.certs import self_signed_ca
+from support.httpserver import LoopbackServer, Reply, Request, Response
 from testkit.localregistry import TokenAuthConfig
 
 Algorithm = Literal["RS256", "ES256"]
@@ -116,38 +116,30 @@ class TokenServer:
         self.issued: list[IssuedToken] = []
         self.refused: list[str] = []  # accounts (or "<bad credentials>") refused with 401
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self.server = LoopbackServer(self.answer, name="token-server")
+        self._running = False
         self._key, self._cert = self._make_key_and_cert()
         self.root_cert_path = self.directory / "root.pem"
         self.root_cert_path.write_bytes(self._cert.public_bytes(serialization.Encoding.PEM))
         self.key_id = libtrust_key_id(self._key.public_key())
 
     def __repr__(self) -> str:
-        return f"TokenServer(realm={self.realm if self._server else 'stopped'}, users={sorted(self._users)})"
+        return f"TokenServer(realm={self.realm if self._running else 'stopped'}, users={sorted(self._users)})"
 
     # -- lifecycle --------------------------------------------------------------------------------
 
     def start(self) -> TokenServer:
-        handler = _make_handler(self)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="token-server", daemon=True
-        )
-        self._thread.start()
+        self.server.start()
+        self._running = True
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-        if self._own_dir:
-            shutil.rmtree(self.directory, ignore_errors=True)
+        self._running = False
+        try:
+            self.server.stop()
+        finally:
+            if self._own_dir:
+                shutil.rmtree(self.directory, ignore_errors=True)
 
     def __enter__(self) -> TokenServer:
         return self.start()
@@ -159,8 +151,8 @@ class TokenServer:
 
     @property
     def realm(self) -> str:
-        assert self._server is not None, "token server not started"
-        return f"http://127.0.0.1:{self._server.server_address[1]}/token"
+        assert self._running, "token server not started"
+        return f"{self.server.url}/token"
 
     def auth_config(self) -> TokenAuthConfig:
         """The registry's ``auth: token`` section that trusts this server."""
@@ -255,29 +247,14 @@ class TokenServer:
         }
         return 200, json.dumps(body).encode()
 
-
-def _make_handler(server: TokenServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_GET(self) -> None:
-            parts = urlsplit(self.path)
-            if parts.path != "/token":
-                self._send(404, b'{"errors":[{"code":"NOT_FOUND"}]}')
-                return
-            status, body = server.handle_token_request(self.headers.get("Authorization"), parse_qs(parts.query))
-            self._send(status, body)
-
-        def _send(self, status: int, body: bytes) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            if status == 401:
-                self.send_header("WWW-Authenticate", 'Basic realm="token-server"')
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass  # quiet: the request line is harmless, but tests read stderr
-
-    return Handler
+    def answer(self, request: Request) -> Reply:
+        """The HTTP face: ``GET /token`` only."""
+        if request.path != "/token":
+            return Response.error(404, "NOT_FOUND", "only /token is served here")
+        if request.method != "GET":
+            return Response.error(405, "UNSUPPORTED", "only GET (the Basic credentials flow) is served here")
+        status, body = self.handle_token_request(request.header("authorization"), request.query)
+        headers = {"Content-Type": "application/json"}
+        if status == 401:
+            headers["WWW-Authenticate"] = 'Basic realm="token-server"'
+        return Response(status, headers, body)
