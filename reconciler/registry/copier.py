@@ -22,12 +22,19 @@ the other transfers are cancelled. A source that sends more bytes than its descr
 that byte and blamed (the target's upload session is cancelled, nothing lands).
 
 A copy never deletes anything and never moves a tag it was not asked to write.
+
+``before_tag`` (an argument of ``Copier.copy``) is the one extension point: an awaitable called with the
+top manifest once every blob and child manifest is in the target, just before the top manifest is written
+under its tag (or digest). The engine copies an image's referrers (signatures, SBOMs:
+``reconciler.registry.referrercopy.ReferrersCopy``) there, so they are in the target before the tag is. It
+is not called when the target already holds the image (nothing is written then), and a failure in it
+fails the copy before the tag is written.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +51,9 @@ SMALL_BLOB_BYTES = 256 * 1024
 
 ImageSource = ImageStore
 """Kept for the callers that name the source side: any ``ImageStore``."""
+BeforeTag = Callable[[Manifest], Awaitable[None]]
+"""``Copier.copy(before_tag=...)``: called with the top manifest after its blobs and children are in the
+target and before it is written under its tag (see the module docstring)."""
 
 
 @dataclass(slots=True)
@@ -114,6 +124,7 @@ class Copier:
         source_manifest: Manifest | None = None,
         check_target: bool = True,
         check_blobs: bool | None = None,
+        before_tag: BeforeTag | None = None,
     ) -> CopyReport:
         """Copy the image ``reference`` (a digest, or a tag resolved once at the start) of
         ``source_repository`` to ``target_repository``, then point ``tag`` at it (when given).
@@ -121,7 +132,9 @@ class Copier:
         ``source_manifest`` saves the GET when the caller already holds the manifest. With
         ``check_target`` (default) one HEAD on the target first: when the tag (or the digest, without a
         tag) already names this image, nothing else is done. ``check_blobs`` overrides the copier's
-        setting for this copy (False: no HEAD before uploading a blob, for targets known to be empty)."""
+        setting for this copy (False: no HEAD before uploading a blob, for targets known to be empty).
+        ``before_tag`` is awaited with the top manifest after every blob and child manifest is in the target
+        and before the top manifest is written (not at all when the target already has the image)."""
         digest = Digest(reference) if is_valid_digest(reference) else None
         if source_manifest is not None:
             digest = source_manifest.digest
@@ -167,10 +180,12 @@ class Copier:
             report=report,
             check_blobs=self._check_blobs if check_blobs is None else check_blobs,
         )
-        await self._copy_manifest(job, manifest, tag)
+        await self._copy_manifest(job, manifest, tag, before_put=before_tag)
         return report
 
-    async def _copy_manifest(self, job: _Job, manifest: Manifest, tag: str | None) -> None:
+    async def _copy_manifest(
+        self, job: _Job, manifest: Manifest, tag: str | None, *, before_put: BeforeTag | None = None
+    ) -> None:
         if manifest.is_index:
 
             async def child(descriptor: Descriptor) -> None:
@@ -179,10 +194,14 @@ class Copier:
                     job.report.platforms.append(str(descriptor.platform))
                 await self._copy_manifest(job, child_manifest, None)
 
-            await _all_or_first_error([child(descriptor) for descriptor in manifest.manifests])
+            await all_or_first_error([child(descriptor) for descriptor in manifest.manifests])
         else:
-            await _all_or_first_error([self._blob(job, blob) for blob in manifest.blobs])
-        # Children and blobs are all in place: now the manifest itself, under the tag when this is the top.
+            await all_or_first_error([self._blob(job, blob) for blob in manifest.blobs])
+        # Children and blobs are all in place. The caller's before_tag step (referrers) runs now, so that what
+        # it writes is in the target before the tag is; only the top manifest is given one.
+        if before_put is not None:
+            await before_put(manifest)
+        # Now the manifest itself, under the tag when this is the top.
         await job.target.put_manifest(
             job.target_repository, tag or str(manifest.digest), manifest.raw, manifest.media_type
         )
@@ -268,7 +287,7 @@ class Copier:
         return "mounted" if outcome == "mounted" else "copied"
 
 
-async def _all_or_first_error(work: list[Coroutine[Any, Any, None]]) -> None:
+async def all_or_first_error(work: list[Coroutine[Any, Any, None]]) -> None:
     """Run ``work`` concurrently; on the first failure cancel the rest and raise THAT error (not an
     exception group: one copy fails with one cause, which names its store, repository and digest)."""
     try:
