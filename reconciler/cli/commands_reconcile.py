@@ -67,6 +67,7 @@ def _run_pass(
     concurrency: int,
     audit_path: Path | None = None,
     json_log: bool = False,
+    referrers: bool = True,
 ) -> PassReport:
     import asyncio
 
@@ -76,7 +77,7 @@ def _run_pass(
     from reconciler.engine.registries import RegistryPool
 
     async def run() -> PassReport:
-        pool = RegistryPool(desired.config, root=desired.root, insecure=insecure)
+        pool = RegistryPool(desired.config, root=desired.root, insecure=insecure, referrers=referrers)
         audit = AuditLog(audit_path, echo=sys.stdout if json_log else None) if not dry_run else None
         try:
             return await reconcile_pass(
@@ -168,6 +169,8 @@ def plan(
         typer.echo(summary_line(report.plan))
     if unreachable:
         raise typer.Exit(int(ExitCode.FAILURE))
+    if report.plan.refused_by_policy:
+        raise typer.Exit(int(ExitCode.INVALID))
     if pending and detailed_exitcode:
         raise typer.Exit(int(ExitCode.CHANGES))
 
@@ -203,6 +206,12 @@ def apply(
         ),
     ] = LogFormat.text,
     concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Images copied at once.")] = 16,
+    referrers: Annotated[
+        bool,
+        typer.Option(
+            "--referrers/--no-referrers", help="Copy signatures, SBOMs and attestations with each image (default)."
+        ),
+    ] = True,
     insecure: InsecureOption = False,
     cache_dir: CacheOption = None,
 ) -> None:
@@ -223,6 +232,7 @@ def apply(
             concurrency=concurrency,
             audit_path=audit_path,
             json_log=json_log,
+            referrers=referrers,
         )
         return source, report
 
@@ -249,4 +259,6 @@ def apply(
         err(f"apply failed for {len(failures)} image(s):")
         for failure in failures:
             err(f"  {failure.environment} {failure.registry} {failure.image}:{failure.tag}: {failure.reason}")
-        raise typer.Exit(int(ExitCode.FAILURE))
+        # A policy refusal is exit 3 (INVALID) unless a runtime failure also happened (exit 1).
+        only_policy = all(failure.action == "refused" for failure in failures)
+        raise typer.Exit(int(ExitCode.INVALID if only_policy else ExitCode.FAILURE))

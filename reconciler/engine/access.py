@@ -30,8 +30,9 @@ class RegistryAccess(Protocol):
         """Every tag of ``repository`` ([] when the repository does not exist)."""
         ...
 
-    async def copy(self, source: Location, target: Location, digest: str, tag: str) -> None:
-        """Copy ``source@digest`` to ``target:tag``: every blob and child manifest first, the tag LAST."""
+    async def copy(self, source: Location, target: Location, digest: str, tag: str) -> tuple[str, ...] | None:
+        """Copy ``source@digest`` to ``target:tag``: every blob and child manifest first, then the image's
+        referrers, the tag LAST. Returns the digests of the referrers that travelled with it."""
         ...
 
     async def retag(self, target: Location, digest: str, tag: str) -> None:

@@ -78,6 +78,8 @@ class AuditRecord:
     """Pairs an intent with its outcome: ``<run id>:<action id>``."""
     confirmed_by: str | None = None
     """On an outcome written by a later run for an intent left without one: that run's id."""
+    referrers: tuple[str, ...] | None = None
+    """Digests of the referrers (signatures, SBOMs) copied with the image, on a copy's outcome."""
     time: str = ""
     """RFC 3339 UTC; filled in when the record is appended if left empty."""
 

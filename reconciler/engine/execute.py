@@ -45,6 +45,8 @@ class ActionResult:
     cause: Cause | None = None
     """Why it did not succeed (None when it did)."""
     seconds: float = 0.0
+    referrers: tuple[str, ...] = ()
+    """Digests of the signatures, SBOMs and attestations copied with the image."""
 
     @property
     def succeeded(self) -> bool:
@@ -64,11 +66,12 @@ def planned_cause(action: Action) -> Cause:
 ResultCallback = Callable[[ActionResult], None]
 
 
-async def _perform(action: Action, access: RegistryAccess) -> None:
+async def _perform(action: Action, access: RegistryAccess) -> tuple[str, ...]:
+    """Do the action; the digests of the referrers that travelled with a copy."""
     if action.source is not None:
-        await access.copy(action.source, action.target, action.digest, action.tag)
-    else:
-        await access.retag(action.target, action.digest, action.tag)
+        return tuple(await access.copy(action.source, action.target, action.digest, action.tag) or ())
+    await access.retag(action.target, action.digest, action.tag)
+    return ()
 
 
 def _describe(action: Action) -> str:
@@ -109,7 +112,9 @@ async def execute(
                 )
                 record(ActionResult(action, Outcome.SKIPPED, cause))
                 return
-        if action.kind is ActionKind.CONFLICT and action.resolution is ConflictResolution.REFUSED:
+        if action.kind is ActionKind.REFUSED or (
+            action.kind is ActionKind.CONFLICT and action.resolution is ConflictResolution.REFUSED
+        ):
             record(ActionResult(action, Outcome.REFUSED, planned_cause(action)))
             return
         if not action.writes:
@@ -120,11 +125,11 @@ async def execute(
             if on_start is not None:
                 on_start(action)
             try:
-                await _perform(action, access)
+                referrers = await _perform(action, access)
             except Exception as exc:  # any failure is this image's alone; the others go on
                 record(ActionResult(action, Outcome.FAILED, cause_of(exc), time.monotonic() - started))
                 return
-            record(ActionResult(action, Outcome.OK, None, time.monotonic() - started))
+            record(ActionResult(action, Outcome.OK, None, time.monotonic() - started, referrers))
 
     await asyncio.gather(*(run(action) for action in plan))
     return [results[action.id] for action in plan]

@@ -11,6 +11,7 @@ It never rewrites the log, only appends.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 
 from reconciler.engine.audit import INTENT, OUTCOME, AuditLog, AuditRecord, unconfirmed_intents
@@ -66,10 +67,13 @@ class PassJournal:
             if key not in observed.tags:
                 continue  # not looked at by this pass (another environment): left for a later one
             landed = observed.tags[key] == intent.get("digest")
-            fields = {name: intent.get(name) for name in ("action", "environment", "registry", "repository", "tag")}
             self.audit.append(
                 AuditRecord(
-                    **{name: str(value) for name, value in fields.items()},
+                    action=str(intent.get("action")),
+                    environment=str(intent.get("environment")),
+                    registry=key.registry,
+                    repository=key.repository,
+                    tag=key.tag,
                     digest=str(intent.get("digest")),
                     result=Outcome.OK.value if landed else Outcome.FAILED.value,
                     source=_optional(intent.get("source")),
@@ -96,7 +100,10 @@ class PassJournal:
         if self.audit is None:
             return
         error = result.error if result.outcome is not Outcome.OK else None
-        self.audit.append(self._record(result.action, phase=OUTCOME, result=result.outcome.value, error=error))
+        record = self._record(result.action, phase=OUTCOME, result=result.outcome.value, error=error)
+        if result.referrers:
+            record = dataclasses.replace(record, referrers=result.referrers)
+        self.audit.append(record)
 
 
 def _optional(value: object) -> str | None:

@@ -13,10 +13,12 @@ from __future__ import annotations
 import time
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import cast
 
 from reconciler.engine.access import RegistryAccess
 from reconciler.engine.audit import AuditLog
 from reconciler.engine.execute import DEFAULT_APPLY_CONCURRENCY, ActionResult, ApplyProgress, execute
+from reconciler.engine.gates import EvidenceAccess, gate_plan
 from reconciler.engine.journal import PassJournal
 from reconciler.engine.observe import DEFAULT_OBSERVE_CONCURRENCY, observe
 from reconciler.engine.plan import plan as make_plan
@@ -114,6 +116,8 @@ async def reconcile_pass(
     observed = await observe(desired, access, only, concurrency=observe_concurrency)
     observed_at = time.monotonic()
     plan = make_plan(desired, observed, only)
+    if desired.config.gates:
+        plan = await gate_plan(desired, plan, cast(EvidenceAccess, access))
     planned_at = time.monotonic()
     if dry_run:
         return PassReport(desired, observed, plan, None, observed_at - started, planned_at - observed_at)

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     import httpx
 
     from reconciler.model.manifest import Manifest
+    from reconciler.policy.referrers import Referrer
     from reconciler.registry import BlobOutcome, Copier, CopyProgress, RegistryClient, RetryPolicy
 
 DEFAULT_PARALLEL_BLOBS = 16
@@ -84,6 +85,7 @@ class RegistryPool:
         transport_for: Callable[[str], httpx.AsyncBaseTransport | None] | None = None,
         parallel_blobs: int = DEFAULT_PARALLEL_BLOBS,
         max_concurrency: int | None = None,
+        referrers: bool = True,
     ) -> None:
         _without_httpx_cli()
         from reconciler.registry import Copier  # noqa: PLC0415  (httpx and friends only when needed)
@@ -94,6 +96,8 @@ class RegistryPool:
         self._retry = retry
         self._transport_for = transport_for
         self._max_concurrency = max_concurrency
+        self._referrers = referrers
+        """Copy an image's referrers (signatures, SBOMs, attestations) with it, before its tag."""
         self._clients: dict[str, RegistryClient] = {}
         self._relay = _ProgressRelay()
         self.copier: Copier = Copier(max_parallel_blobs=parallel_blobs, progress=self._relay)
@@ -102,6 +106,9 @@ class RegistryPool:
         """(registry, repository, digest) -> manifest fetched by ``has_manifest`` while keeping them."""
         self._tagged: dict[tuple[str, str], asyncio.Future[bool]] = {}
         """(registry, repository) -> whether the repository held a tag before this pass wrote to it."""
+        self._listings: dict[tuple[str, str], asyncio.Future[list[str]]] = {}
+        """(registry, repository) -> its tags, listed once per pass for referrer discovery (cosign tags and
+        tag-schema indexes live among them): one request per source repository, not one per image."""
 
     def keep_manifests(self, keep: bool) -> None:
         """While on, ``has_manifest`` GETs instead of HEADs (the same one request) and keeps what it found,
@@ -114,6 +121,9 @@ class RegistryPool:
         for task in self._tagged.values():
             task.cancel()
         self._tagged.clear()
+        for listing in self._listings.values():
+            listing.cancel()
+        self._listings.clear()
 
     def watch(self, progress: CopyProgress | None) -> None:
         """Report blob transfers of the following copies to ``progress`` (None: to nobody)."""
@@ -190,7 +200,10 @@ class RegistryPool:
             task = self._tagged[key] = asyncio.ensure_future(look())
         return await asyncio.shield(task)
 
-    async def copy(self, source: Location, target: Location, digest: str, tag: str) -> None:
+    async def copy(self, source: Location, target: Location, digest: str, tag: str) -> tuple[str, ...]:
+        """Copy the image, its referrers before its tag; return the digests of the referrers copied."""
+        from reconciler.registry.referrercopy import ReferrersCopy  # noqa: PLC0415
+
         source_client, target_client = self.client(source.registry), self.client(target.registry)
         # Between registries, a blob is HEADed in the target before it is sent, unless the target repository
         # held no tag at all: then it holds nothing worth asking about (at most blobs of an interrupted copy,
@@ -200,6 +213,12 @@ class RegistryPool:
         check_blobs = source_client.key == target_client.key or await self._holds_tags(target)
         # The observation already found the tag absent: no HEAD on the target first; and it may have
         # fetched the source manifest already (keep_manifests).
+        referrers = None
+        if self._referrers:
+            tags = await self._source_tags(source)
+            referrers = ReferrersCopy(
+                self.copier, source_client, source.repository, target_client, target.repository, source_tags=tags
+            )
         await self.copier.copy(
             source=source_client,
             source_repository=source.repository,
@@ -210,18 +229,63 @@ class RegistryPool:
             source_manifest=self._kept(source, digest),
             check_target=False,
             check_blobs=check_blobs,
+            before_tag=referrers,
         )
+        if referrers is None:
+            return ()
+        return tuple(str(d) for report in referrers.reports for d in (*report.copied, *report.already_present))
+
+    async def _source_tags(self, location: Location) -> list[str]:
+        key = (location.registry, location.repository)
+        listing = self._listings.get(key)
+        if listing is None:
+            client = self.client(location.registry)
+            listing = self._listings[key] = asyncio.ensure_future(client.list_tags(location.repository))
+        return await asyncio.shield(listing)
 
     async def retag(self, target: Location, digest: str, tag: str) -> None:
         client = self.client(target.registry)
         manifest = self._kept(target, digest) or await client.get_manifest(target.repository, digest)
         await client.put_manifest(target.repository, tag, manifest.raw, manifest.media_type)
 
+    # -- evidence for the gates (reconciler.engine.gates.EvidenceAccess) ---------------------------------
+
+    async def manifest(self, location: Location, digest: str) -> Manifest:
+        """The manifest ``digest`` at ``location`` (one reused from the observation when it has it)."""
+        kept = self._kept(location, digest)
+        if kept is not None:
+            return kept
+        return await self.client(location.registry).get_manifest(location.repository, digest)
+
+    async def blob(self, location: Location, digest: str, *, max_bytes: int) -> bytes:
+        return await self.client(location.registry).get_blob(location.repository, digest, max_bytes=max_bytes)
+
+    async def referrers(self, location: Location, manifest: Manifest) -> list[Referrer]:
+        """The image's referrers (and its platforms'), as the gates see them."""
+        from reconciler.policy.referrers import Referrer  # noqa: PLC0415
+        from reconciler.registry.referrers import discover_image  # noqa: PLC0415
+
+        found = await discover_image(self.client(location.registry), location.repository, manifest)
+        return [
+            Referrer(
+                digest=item.digest,
+                subject=item.subject,
+                via=item.via,
+                artifact_type=item.artifact_type,
+                kind=item.kind,
+                annotations=item.annotations,
+            )
+            for item in found
+        ]
+
     def request_count(self) -> int:
         return sum(c.stats.requests for c in self._clients.values())
 
     async def aclose(self) -> None:
         self._manifests.clear()
+        for listing in self._listings.values():
+            listing.cancel()
+        self._listings.clear()
         for task in self._tagged.values():
             task.cancel()
         self._tagged.clear()

@@ -28,6 +28,9 @@ class ActionKind(StrEnum):
     """The digest is found nowhere it may come from: this image fails, the others go on."""
     UNREACHABLE = "unreachable"
     """A registry this image needs could not be observed (down, auth failure): this image fails."""
+    REFUSED = "refused"
+    """A policy gate refused the image (its evidence in ``reason``): it is never copied; the refusal is
+    audited. Actions that could only receive the image through it are refused with it."""
     ARCHIVE = "archive"
     """Reserved for retention: write an undeclared version to the archive store, then delete it."""
     RESTORE = "restore"
@@ -88,7 +91,7 @@ class Action:
     @property
     def fails(self) -> bool:
         """True when this action can only end as a failure of its image (nothing to execute)."""
-        if self.kind in (ActionKind.MISSING, ActionKind.UNREACHABLE):
+        if self.kind in (ActionKind.MISSING, ActionKind.UNREACHABLE, ActionKind.REFUSED):
             return True
         return self.kind is ActionKind.CONFLICT and self.resolution is ConflictResolution.REFUSED
 
@@ -118,6 +121,11 @@ class Plan:
     @property
     def failures(self) -> tuple[Action, ...]:
         return tuple(a for a in self.actions if a.fails)
+
+    @property
+    def refused_by_policy(self) -> tuple[Action, ...]:
+        """Images a gate (or trust) refused: exit 3 when nothing else failed."""
+        return tuple(a for a in self.actions if a.kind is ActionKind.REFUSED)
 
     @property
     def is_empty(self) -> bool:

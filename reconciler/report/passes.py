@@ -40,6 +40,8 @@ def result_to_dict(result: ActionResult) -> dict[str, Any]:
         **action_to_dict(result.action),
         "result": result.outcome.value,
         "error": result.error,
+        "temporary": result.cause.temporary if result.cause is not None else None,
+        "referrers": list(result.referrers),
         "seconds": round(result.seconds, 3),
     }
 
@@ -66,6 +68,7 @@ def summary(plan: Plan) -> dict[str, int]:
         "refused": refused,
         "missing": counts["missing"],
         "unreachable": counts["unreachable"],
+        "refused_by_policy": counts["refused"],
         "in_sync": plan.in_sync,
     }
 
@@ -86,6 +89,8 @@ def summary_line(plan: Plan) -> str:
         parts.append(f"{s['missing']} missing")
     if s["unreachable"]:
         parts.append(f"{s['unreachable']} unreachable")
+    if s["refused_by_policy"]:
+        parts.append(f"{s['refused_by_policy']} refused by policy")
     return "Plan: " + ", ".join(parts) + f"; {s['in_sync']} in sync."
 
 

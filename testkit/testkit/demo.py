@@ -31,9 +31,11 @@ from typing import TYPE_CHECKING, TextIO
 
 from reconciler.errors import ReconcilerError
 from reconciler.model.desired import DesiredState
+from testkit.imagegen import GeneratedImage
 
 if TYPE_CHECKING:
     from reconciler.engine.reconcile import PassReport
+
 
 def bundled_example() -> Path | None:
     """The example desired state the demo runs: inside the installed wheel (``testkit/example``, copied
@@ -65,12 +67,17 @@ def _work_dir(data_dir: Path | None) -> Iterator[Path]:
 
 
 def prepare_manifests(
-    example: Path, target: Path, registry_urls: dict[str, str], digests: dict[tuple[str, str], str]
+    example: Path,
+    target: Path,
+    registry_urls: dict[str, str],
+    digests: dict[tuple[str, str], str],
+    base_digests: dict[str, str] | None = None,
 ) -> None:
     """Copy ``example`` to ``target``, with registry URLs and pinned digests replaced.
 
     ``digests`` maps (image, tag) to the digest that version must have. The example's placeholder
     digests are replaced file by file, entry by entry, so two versions never share a new digest.
+    ``base_digests`` maps a base image's name (``prod-osbase``) to the digest of the base the demo built.
     """
     from reconciler.manifests import load_desired_state  # noqa: PLC0415  (ruamel only when used)
 
@@ -85,6 +92,9 @@ def prepare_manifests(
         if name not in registry_urls:
             raise ReconcilerError(f"demo: no local registry started for {name!r}")
         text = text.replace(f'"{registry.url}"', f'"{registry_urls[name]}"').replace(registry.url, registry_urls[name])
+    for name, base in original.config.base_images.items():
+        if base_digests and name in base_digests:
+            text = text.replace(base.reference.partition("@")[2], base_digests[name])
     # Keep the demo's archive store inside its work directory, whatever the example says.
     text = re.sub(r"(?m)^(\s*store:\s*).*$", lambda m: f"{m.group(1)}{target.parent / 'archive'}", text)
     config_path.write_text(text, encoding="utf-8")
@@ -109,6 +119,32 @@ def _keep_prefix(new: str) -> Callable[[re.Match[str]], str]:
         return match.group(1) + new
 
     return replace
+
+
+def demo_base(name: str) -> GeneratedImage:
+    """The demo's approved base image ``name`` (prod-osbase): two layers every demo image starts with."""
+    from testkit.imagegen import ImageSettings, image_for  # noqa: PLC0415
+
+    labels = {
+        "maintainer": "platform-team@example.com",
+        "org.opencontainers.image.source": f"https://git.example.com/osbase/{name}",
+    }
+    return image_for(f"osbase/{name}", "20261101_01", settings=ImageSettings(labels=labels))
+
+
+def demo_image(name: str, tag: str, *, base: GeneratedImage | None) -> GeneratedImage:
+    """Version ``tag`` of image ``name`` as CI would build it: FROM the approved base, a non-root user, the
+    start command in exec form, the labels production requires; the same (name, tag) gives the same digest."""
+    from testkit.imagegen import ImageSettings, image_for  # noqa: PLC0415
+
+    labels = {
+        "org.opencontainers.image.title": name,
+        "org.opencontainers.image.version": tag,
+        "org.opencontainers.image.source": f"https://git.example.com/{name}",
+        "maintainer": "platform-team@example.com",
+    }
+    layers = base.manifests[0].layers if base is not None else ()
+    return image_for(name, tag, settings=ImageSettings(labels=labels, entrypoint=("/run.sh",), cmd=()), base=layers)
 
 
 def seed_plan(desired: DesiredState) -> tuple[set[tuple[str, str, str]], set[tuple[str, str, str]]]:
@@ -148,7 +184,7 @@ def run_demo(
     from reconciler.engine.registries import RegistryPool  # noqa: PLC0415
     from reconciler.manifests import load_desired_state, validate_directory  # noqa: PLC0415
     from reconciler.report.passes import plan_lines, summary_line  # noqa: PLC0415
-    from testkit.imagegen import image_for, push_image  # noqa: PLC0415
+    from testkit.imagegen import push_image  # noqa: PLC0415
     from testkit.localregistry import LocalRegistry  # noqa: PLC0415
 
     if example is None:
@@ -173,10 +209,16 @@ def run_demo(
             _say(out, f"  started registry {name:<7} {local.url}  (data and log: {work / 'registries' / name})")
 
         versions = {(pin.image, pin.tag) for state in example_state.environments.values() for pin in state.versions()}
-        images = {key: image_for(*key) for key in sorted(versions)}
+        bases = {name: demo_base(name) for name in example_state.config.base_images}
+        images = {key: demo_image(*key, base=next(iter(bases.values()), None)) for key in sorted(versions)}
         digests = {key: str(image.digest) for key, image in images.items()}
         manifests = work / "manifests"
-        prepare_manifests(example, manifests, urls, digests)
+        prepare_manifests(example, manifests, urls, digests, {name: str(b.digest) for name, b in bases.items()})
+        for name, base in bases.items():  # the approved base images the gates check layers against
+            registry_name, _, repository = (
+                example_state.config.base_images[name].reference.partition("@")[0].partition("/")
+            )
+            push_image(base, urls[registry_name], repository, "20261101_01")
         _say(out, f"  desired state: {manifests} (copy of {example}, pointed at the local registries)")
 
         _say(out, "\n[1/4] validate")

@@ -27,6 +27,7 @@ FIELDS = [
     "phase",
     "entry",
     "confirmed_by",
+    "referrers",
 ]
 
 
