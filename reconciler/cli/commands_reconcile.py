@@ -33,6 +33,16 @@ if TYPE_CHECKING:
     from reconciler.source import DesiredStateTree
 
 
+TrustedBaseOption = Annotated[
+    str | None,
+    typer.Option(
+        "--trusted-base",
+        metavar="REF",
+        help="Check commit signatures since REF (default: the last commit an apply of this desired state trusted).",
+    ),
+]
+
+
 class LogFormat(StrEnum):
     text = "text"
     json = "json"
@@ -108,10 +118,21 @@ def _fail(command: str, output: OutputFormat, code: ExitCode, message: str, **pa
 
 def _guarded(command: str, output: OutputFormat, body: Any) -> Any:
     """Run ``body`` mapping the library's errors to exit codes (the only place that does so)."""
-    from reconciler.errors import DesiredStateError, ReconcilerError
+    from reconciler.engine.trusted import TrustRefusedError
+    from reconciler.errors import DesiredStateError, PolicyError, ReconcilerError
 
     try:
         return body()
+    except TrustRefusedError as exc:
+        if output is OutputFormat.json:
+            emit_json(envelope(command, "refused", trust=exc.report.to_json()))
+        else:
+            for violation in exc.report.violations:
+                err(f"refused: {violation}")
+            err(f"{exc}; nothing was contacted or written")
+        raise typer.Exit(int(ExitCode.INVALID)) from None
+    except PolicyError as exc:
+        raise _fail(command, output, ExitCode.INVALID, f"refused: {exc}") from None
     except DesiredStateError as exc:
         problems = [
             {"file": p.file, "line": p.line, "column": p.column, "code": p.code, "message": p.message}
@@ -146,12 +167,16 @@ def plan(
     ] = False,
     insecure: InsecureOption = False,
     cache_dir: CacheOption = None,
+    trusted_base: TrustedBaseOption = None,
 ) -> None:
     """Observe the registries and print what apply would do (nothing is written)."""
     from reconciler.report.passes import plan_lines, plan_markdown, report_to_dict, summary_line
 
     def body() -> tuple[DesiredStateTree, PassReport]:
+        from reconciler.engine.trusted import TrustedPoints, enforce_trust
+
         source, desired = _load(directory, repo, ref, cache_dir)
+        enforce_trust(source, desired, trusted_base=trusted_base, points=TrustedPoints())
         return source, _run_pass(desired, only=env, dry_run=True, insecure=insecure, concurrency=1)
 
     source, report = _guarded("plan", output, body)
@@ -214,6 +239,7 @@ def apply(
     ] = True,
     insecure: InsecureOption = False,
     cache_dir: CacheOption = None,
+    trusted_base: TrustedBaseOption = None,
 ) -> None:
     """Observe, plan and execute: copy, retag and move tags until the registries match the desired state."""
     from reconciler.engine.audit import default_audit_path
@@ -223,7 +249,11 @@ def apply(
     json_log = log_format is LogFormat.json
 
     def body() -> tuple[DesiredStateTree, PassReport]:
+        from reconciler.engine.trusted import TrustedPoints, enforce_trust, remember
+
         source, desired = _load(directory, repo, ref, cache_dir)
+        points = TrustedPoints()
+        trust = enforce_trust(source, desired, trusted_base=trusted_base, points=points)
         report = _run_pass(
             desired,
             only=env,
@@ -234,6 +264,7 @@ def apply(
             json_log=json_log,
             referrers=referrers,
         )
+        remember(source, trust, points)  # the checked head is the next run's trusted point
         return source, report
 
     source, report = _guarded("apply", output, body)

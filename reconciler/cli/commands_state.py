@@ -20,8 +20,10 @@ from reconciler.errors import SourceError
 from reconciler.exitcodes import ExitCode
 
 if TYPE_CHECKING:
+    from reconciler.manifests.compare import Comparison
     from reconciler.model.desired import DesiredState
     from reconciler.model.problems import Problem
+    from reconciler.source import DesiredStateTree
 
 
 class SchemaKind(StrEnum):
@@ -64,6 +66,7 @@ def validate(
     try:
         with open_trees(directory, repo, ref, base, cache_dir) as (head, base_tree):
             comparison = compare(head, base_tree)
+            trust = _trust_problems(head, comparison, base) if base is not None and comparison.valid else []
     except SourceError as exc:
         err(f"error: {exc}")
         raise typer.Exit(ExitCode.FAILURE) from None
@@ -72,7 +75,7 @@ def validate(
             f"note: the desired state at {base} has {len(comparison.base_problems)} problem(s); "
             "promotions are checked against the parts of it that are valid"
         )
-    state, problems = comparison.head, list(comparison.head_problems)
+    state, problems = comparison.head, [*comparison.head_problems, *trust]
     shown_root = Path(repo) if repo is not None else (directory or Path("."))
     directory = shown_root if repo is None else Path(".")
     shown = [
@@ -102,6 +105,20 @@ def validate(
         typer.echo(_summary(shown_root, state, problems))
     if problems:
         raise typer.Exit(ExitCode.INVALID)
+
+
+def _trust_problems(head: DesiredStateTree, comparison: Comparison, base: str) -> list[Problem]:
+    """Commit-signature trust since ``base`` (environments with ``trust`` rules), as problems."""
+    from reconciler.engine.trusted import verify_trust  # noqa: PLC0415
+    from reconciler.model.problems import Problem  # noqa: PLC0415
+
+    report = verify_trust(head, comparison.head, trusted_base=base)
+    if report is None:
+        return []
+    return [
+        Problem(violation.file or "(history)", 0, 0, f"trust-{violation.reason}", str(violation))
+        for violation in report.violations
+    ]
 
 
 @app.command()

@@ -57,6 +57,7 @@ class TrustReason(StrEnum):
     BASE_UNKNOWN = "base-unknown"
     BASE_NOT_ANCESTOR = "base-not-ancestor"
     CONFIG_MISMATCH = "config-mismatch"
+    NO_HISTORY = "no-history"
 
 
 @dataclass(frozen=True, slots=True)

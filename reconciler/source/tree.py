@@ -148,6 +148,13 @@ class CommitTree:
         self._tree = repo.commit(sha).tree
         self._prefix = f"{subdir.strip('/')}/" if subdir.strip("/") else ""
         self._files_dir = files_dir
+        self.subdir = subdir.strip("/")
+        """Where the desired state lies inside the repository (``""``: at its root)."""
+
+    @property
+    def repository(self) -> Path:
+        """The repository the commit is read from: a work tree's root, or the cache's bare clone."""
+        return Path(self._repo.working_tree_dir or self._repo.git_dir)
 
     def __enter__(self) -> CommitTree:
         return self

@@ -147,6 +147,29 @@ def demo_image(name: str, tag: str, *, base: GeneratedImage | None) -> Generated
     return image_for(name, tag, settings=ImageSettings(labels=labels, entrypoint=("/run.sh",), cmd=()), base=layers)
 
 
+def sign_desired_state(root: Path, keys: Path) -> str:
+    """Make ``root`` a Git repository whose one commit is signed by a release manager the trust rules
+    allow, as a bank's desired-state repository is: a fresh ed25519 key (``ssh-keygen``), listed in every
+    allowed_signers file the config names, and ``git commit -S`` with ``gpg.format=ssh``."""
+    import subprocess  # noqa: PLC0415
+
+    from reconciler.manifests import load_desired_state  # noqa: PLC0415
+
+    keys.mkdir(parents=True, exist_ok=True)
+    key = keys / "release-manager"
+    if not key.exists():
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "demo", "-f", str(key)], check=True)
+    principal = "release-manager@example.com"
+    public = " ".join(key.with_suffix(".pub").read_text().split()[:2])
+    for rule in load_desired_state(root).config.trust.values():
+        (root / rule.allowed_signers).write_text(f'{principal} namespaces="git" {public}\n', encoding="utf-8")
+    identity = ["-c", "user.name=Release Manager", "-c", f"user.email={principal}"]
+    signing = ["-c", "gpg.format=ssh", "-c", f"user.signingkey={key}", "-c", "commit.gpgsign=true"]
+    for command in (["init", "-q", "-b", "main"], ["add", "-A"], [*signing, "commit", "-q", "-m", "desired state"]):
+        subprocess.run(["git", *identity, *command], cwd=root, check=True, capture_output=True)
+    return principal
+
+
 def seed_plan(desired: DesiredState) -> tuple[set[tuple[str, str, str]], set[tuple[str, str, str]]]:
     """What to push before the first apply: (environment, image, tag) tagged in a source environment,
     and (environment, image, tag) untagged in an upstream that has dropped a version kept downstream."""
@@ -182,8 +205,10 @@ def run_demo(
     from reconciler.engine.audit import AuditLog  # noqa: PLC0415
     from reconciler.engine.reconcile import reconcile_pass  # noqa: PLC0415
     from reconciler.engine.registries import RegistryPool  # noqa: PLC0415
+    from reconciler.engine.trusted import verify_trust  # noqa: PLC0415
     from reconciler.manifests import load_desired_state, validate_directory  # noqa: PLC0415
     from reconciler.report.passes import plan_lines, summary_line  # noqa: PLC0415
+    from reconciler.source import open_directory  # noqa: PLC0415
     from testkit.imagegen import push_image  # noqa: PLC0415
     from testkit.localregistry import LocalRegistry  # noqa: PLC0415
 
@@ -230,6 +255,16 @@ def run_demo(
         desired = load_desired_state(manifests)
         pinned = sum(1 for state in desired.environments.values() for _ in state.versions())
         _say(out, f"  ok: {len(desired.config.environments)} environments, {pinned} pinned versions")
+        if desired.config.trust:
+            signer = sign_desired_state(manifests, work / "keys")
+            desired = load_desired_state(manifests)
+            report = verify_trust(open_directory(manifests), desired)
+            if report is None or not report.ok:
+                for violation in report.violations if report else ():
+                    _say(out, f"  trust: {violation}")
+                return False
+            _say(out, f"  trust: {report.commits} commit(s) signed by {signer}, an allowed signer of "
+                      f"{', '.join(sorted(desired.config.trust))}")  # fmt: skip
 
         tagged, untagged = seed_plan(desired)
         for env_name, image, tag in sorted(tagged | untagged):
