@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Collection, Iterable
 from typing import TypeVar
 
 from reconciler.engine.access import RegistryAccess
-from reconciler.engine.plan import manifest_lookups, tag_lookups
+from reconciler.engine.plan import ImageFilter, manifest_lookups, tag_lookups
 from reconciler.errors import NotFoundError, RegistryError, cause_of
 from reconciler.model.desired import DesiredState
 from reconciler.model.observed import ManifestKey, ObservedState, TagKey
@@ -101,8 +101,9 @@ async def observe(
     only: Collection[str] | None = None,
     *,
     concurrency: int = DEFAULT_OBSERVE_CONCURRENCY,
+    images: ImageFilter | None = None,
 ) -> ObservedState:
-    tags, tag_errors, tagless, requests = await _resolve_tags(tag_lookups(desired, only), access, concurrency)
+    tags, tag_errors, tagless, requests = await _resolve_tags(tag_lookups(desired, only, images), access, concurrency)
 
     async def lookup(key: ManifestKey) -> bool:
         try:
@@ -110,7 +111,7 @@ async def observe(
         except NotFoundError:
             return False
 
-    wanted = manifest_lookups(desired, tags, only, tag_errors=tag_errors.keys(), tagless=tagless)
+    wanted = manifest_lookups(desired, tags, only, tag_errors=tag_errors.keys(), tagless=tagless, images=images)
     manifests, manifest_errors = await _pool(wanted, lookup, concurrency)
     errors: dict[TagKey | ManifestKey, Cause] = dict(tag_errors.items())
     errors.update(manifest_errors.items())

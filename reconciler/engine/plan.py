@@ -22,7 +22,7 @@ registry client: the same inputs always give the same plan.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from reconciler.model.desired import DesiredState, Environment, PinnedVersion
@@ -66,7 +66,13 @@ def selected_environments(desired: DesiredState, only: Collection[str] | None = 
     )
 
 
-def targets(desired: DesiredState, only: Collection[str] | None = None) -> Iterator[Target]:
+ImageFilter = Callable[[str], bool]
+"""Which images a pass covers (a shard of the controller's); None: every image."""
+
+
+def targets(
+    desired: DesiredState, only: Collection[str] | None = None, images: ImageFilter | None = None
+) -> Iterator[Target]:
     """Every (environment, registry, pinned version) to reconcile, in a stable order:
     promotion order, then image name, then file order of the versions, then registry order."""
     for env in selected_environments(desired, only):
@@ -74,14 +80,18 @@ def targets(desired: DesiredState, only: Collection[str] | None = None) -> Itera
         if state is None:
             continue
         for image in sorted(state.images):
+            if images is not None and not images(image):
+                continue
             for pin in state.images[image]:
                 for registry in env.registries:
                     yield Target(env, registry, pin)
 
 
-def tag_lookups(desired: DesiredState, only: Collection[str] | None = None) -> list[TagKey]:
+def tag_lookups(
+    desired: DesiredState, only: Collection[str] | None = None, images: ImageFilter | None = None
+) -> list[TagKey]:
     """The tags the observer must resolve (HEAD by tag), without duplicates, in a stable order."""
-    return list(dict.fromkeys(t.tag_key for t in targets(desired, only)))
+    return list(dict.fromkeys(t.tag_key for t in targets(desired, only, images)))
 
 
 class _Presence:
@@ -121,8 +131,10 @@ def manifest_lookups(
     desired: DesiredState,
     tags: Mapping[TagKey, str | None],
     only: Collection[str] | None = None,
+    *,
     tag_errors: Collection[TagKey] = (),
     tagless: Collection[tuple[str, str]] = (),
+    images: ImageFilter | None = None,
 ) -> list[ManifestKey]:
     """The manifests the observer must look up by digest, given the resolved tags.
 
@@ -135,7 +147,7 @@ def manifest_lookups(
     """
     presence = _Presence(ObservedState(tags=tags))
     wanted: dict[ManifestKey, None] = {}
-    for target in targets(desired, only):
+    for target in targets(desired, only, images):
         key = target.tag_key
         if key in tag_errors:
             continue
@@ -158,8 +170,13 @@ def _tag_moves_allowed(env: Environment) -> bool:
     return env.allow_tag_moves and not env.immutable_tags
 
 
-def plan(desired: DesiredState, observed: ObservedState, only: Collection[str] | None = None) -> Plan:
-    """The ordered actions that bring the selected environments to the desired state."""
+def plan(
+    desired: DesiredState,
+    observed: ObservedState,
+    only: Collection[str] | None = None,
+    images: ImageFilter | None = None,
+) -> Plan:
+    """The ordered actions that bring the selected environments (and images) to the desired state."""
     presence = _Presence(observed)
     actions: list[Action] = []
     scheduled: dict[ManifestKey, int] = {}
@@ -197,7 +214,7 @@ def plan(desired: DesiredState, observed: ObservedState, only: Collection[str] |
         actions.append(action)
         return action
 
-    for target in targets(desired, only):
+    for target in targets(desired, only, images):
         env = target.environment
         tag_error = observed.error(target.tag_key)
         if tag_error is not None:

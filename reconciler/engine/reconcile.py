@@ -21,8 +21,8 @@ from reconciler.engine.execute import DEFAULT_APPLY_CONCURRENCY, ActionResult, A
 from reconciler.engine.gates import EvidenceAccess, gate_plan
 from reconciler.engine.journal import PassJournal
 from reconciler.engine.observe import DEFAULT_OBSERVE_CONCURRENCY, observe
+from reconciler.engine.plan import ImageFilter, selected_environments
 from reconciler.engine.plan import plan as make_plan
-from reconciler.engine.plan import selected_environments
 from reconciler.errors import ReconcilerError
 from reconciler.model.desired import DesiredState
 from reconciler.model.observed import ObservedState
@@ -94,11 +94,13 @@ async def reconcile_pass(
     observe_concurrency: int = DEFAULT_OBSERVE_CONCURRENCY,
     apply_concurrency: int = DEFAULT_APPLY_CONCURRENCY,
     progress: ApplyProgress | None = None,
+    images: ImageFilter | None = None,
 ) -> PassReport:
     """Observe the registries, plan, and (unless ``dry_run``) execute and audit every action.
 
     ``only`` restricts the pass to some environments (KeyError-free: unknown names raise
-    ``ReconcilerError`` naming them). ``progress`` receives the action count, each result and the blob
+    ``ReconcilerError`` naming them), ``images`` to some images (a controller's shard, or the images due
+    for a retry). ``progress`` receives the action count, each result and the blob
     transfers (the CLI draws bars from it).
     """
     try:
@@ -113,9 +115,9 @@ async def reconcile_pass(
     if keep_manifests is not None:
         keep_manifests(not dry_run)
     started = time.monotonic()
-    observed = await observe(desired, access, only, concurrency=observe_concurrency)
+    observed = await observe(desired, access, only, concurrency=observe_concurrency, images=images)
     observed_at = time.monotonic()
-    plan = make_plan(desired, observed, only)
+    plan = make_plan(desired, observed, only, images)
     if desired.config.gates:
         plan = await gate_plan(desired, plan, cast(EvidenceAccess, access))
     planned_at = time.monotonic()
