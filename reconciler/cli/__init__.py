@@ -19,6 +19,7 @@ from reconciler.cli import (  # noqa: F401  (registers commands)
     commands_reconcile,
     commands_registry,
     commands_state,
+    commands_trace,
 )
 from reconciler.cli.app import app
 

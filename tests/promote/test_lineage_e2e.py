@@ -1,0 +1,87 @@
+"""Promote -> merge -> apply on a real registry -> history and trace show the commits, the merge requests
+and the registry writes, across two promotions and a rollback (a revert)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from reconciler.cli import app
+from reconciler.exitcodes import ExitCode
+from testkit.demo import CHAIN_REGISTRIES, write_chain_state
+from testkit.imagegen import image_for, push_image
+from testkit.localregistry import LocalRegistry
+
+pytestmark = pytest.mark.registry
+runner = CliRunner()
+API = "payments/api"
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def test_promote_merge_apply_then_trace_and_history(registry: LocalRegistry, tmp_path: Path) -> None:
+    versions = {}
+    for tag in ("20261127_01", "20261128_01"):
+        image = image_for(API, tag)
+        push_image(image, registry.url, f"d/{API}", tag)  # CI's builds in the source registry
+        versions[tag] = str(image.digest)
+    work = write_chain_state(tmp_path / "work", dict.fromkeys(CHAIN_REGISTRIES, registry.url), {})
+    git(work, "init", "-q", "-b", "main")
+    git(work, "config", "user.name", "Rita Release")
+    git(work, "config", "user.email", "rita@example.com")
+    git(work, "add", ".")
+    git(work, "commit", "-qm", "desired state")
+    audit = tmp_path / "audit.jsonl"
+
+    def promote_and_merge(tag: str, request: int) -> str:
+        result = runner.invoke(app, ["promote", API, str(work), "--to", "t", "--tag", tag])
+        assert result.exit_code == ExitCode.OK, result.output
+        branch = f"promote/t/{API}/{tag}"
+        git(
+            work,
+            "merge",
+            "--no-ff",
+            "-q",
+            "-m",
+            f"Merge branch '{branch}' into 'main'\n\nSee merge request team/state!{request}",
+            branch,
+        )
+        applied = runner.invoke(app, ["apply", str(work), "--audit-log", str(audit)])
+        assert applied.exit_code == ExitCode.OK, applied.output
+        return git(work, "rev-parse", "HEAD")
+
+    first_merge = promote_and_merge("20261127_01", 3)
+    second_merge = promote_and_merge("20261128_01", 4)
+    git(work, "revert", "--no-edit", "-m", "1", second_merge)  # roll back: t pins only the first again
+    rollback = git(work, "rev-parse", "HEAD")
+    assert runner.invoke(app, ["apply", str(work), "--audit-log", str(audit)]).exit_code == ExitCode.OK
+
+    trace = runner.invoke(app, ["trace", versions["20261127_01"], str(work), "--audit-log", str(audit), "-o", "json"])
+    assert trace.exit_code == ExitCode.OK, trace.output
+    document = json.loads(trace.output)
+    assert {(c["environment"], c["tag"]) for c in document["current"]} == {("t", "20261127_01")}
+    [entered] = [v for v in document["versions"] if v["environment"] == "t"]
+    assert (entered["change"], entered["commit"], entered["merge_request"]) == ("added", first_merge, "!3")
+    assert entered["author"] == "Rita Release <rita@example.com>"
+    [written] = [r for r in document["registry"] if r["environment"] == "t"]
+    assert (written["action"], written["result"], written["commit"]) == ("copy", "ok", first_merge)
+    assert document["path"][0].startswith("t (")
+
+    history = runner.invoke(app, ["history", API, str(work), "--audit-log", str(audit), "-o", "json"])
+    assert history.exit_code == ExitCode.OK, history.output
+    changes = [(v["tag"], v["change"], v["commit"]) for v in json.loads(history.output)["versions"]]
+    assert changes == [
+        ("20261127_01", "added", first_merge),
+        ("20261128_01", "added", second_merge),
+        ("20261128_01", "removed", rollback),  # the revert took it out of t again
+    ]
+    text = runner.invoke(app, ["history", API, str(work), "--audit-log", str(audit)]).output
+    assert "t    + payments/api:20261128_01" in text
+    assert "t    - payments/api:20261128_01" in text
+    assert "!4" in text
