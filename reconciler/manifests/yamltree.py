@@ -197,7 +197,8 @@ def _compose(events: Iterable[Any]) -> tuple[Node | None, list[Problem]]:
     return root, problems
 
 
-def _c_events(text: str) -> Iterable[Any]:
+def _libyaml_events(text: str) -> Iterable[Any]:
+    """libyaml's parser events for ``text`` (marks carry character offsets, lines and columns)."""
     assert _CParser is not None
     parser = _CParser(text)
     try:
@@ -210,10 +211,14 @@ def _c_events(text: str) -> Iterable[Any]:
         parser.dispose()
 
 
+c_events = _libyaml_events if _CParser is not None else None
+"""libyaml's event stream, when ruamel.yaml.clib is installed (for other fast readers of YAML text)."""
+
+
 def _compose_text(text: str) -> tuple[Node | None, list[Problem]]:
     if _CParser is not None:
         try:
-            return _compose(_c_events(text))
+            return _compose(_libyaml_events(text))
         except MarkedYAMLError as exc:
             # libyaml follows YAML 1.1 and refuses a few things YAML 1.2 allows in flow style: a ':' inside
             # a plain scalar ({url: https://host}), a '?' ending one ({0?: x}). ruamel's own parser (pure

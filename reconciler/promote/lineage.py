@@ -68,11 +68,49 @@ class Lineage:
     """(environment, image, tag, digest) pinned at the head, for what was asked about."""
 
 
+_LINE = re.compile(
+    r"""^(?:"""
+    r"""(?P<pin>\s+-\s*\{\s*tag:\s*(?P<q1>["']?)(?P<tag>[^"',}\s]+)(?P=q1)\s*,\s*"""
+    r"""digest:\s*(?P<q2>["']?)(?P<digest>[a-z0-9]+:[0-9a-f]+)(?P=q2)\s*\})"""
+    r"""|(?P<key>\s+(?P<q3>["']?)(?P<image>[a-z0-9][a-z0-9._/-]*)(?P=q3):)"""
+    r"""|environment:\s*\S+|images:|[ \t]*"""
+    r""")[ \t]*(?:\#[^\n]*)?$""",
+    re.MULTILINE,
+)
+
+
+def _scan(text: str) -> dict[tuple[str, str], str] | None:
+    """Pins of a file written the usual way (one ``- {tag: ..., digest: ...}`` per line under its image),
+    read by one regular expression over the text in a fraction of a parser's time; None for any other
+    shape (a line the expression does not cover), which the parser then reads."""
+    found: dict[tuple[str, str], str] = {}
+    image: str | None = None
+    lines = 0
+    for match in _LINE.finditer(text):
+        if match.start() == len(text):
+            break  # the empty "line" after a final newline
+        lines += 1
+        if match.group("pin") is not None:
+            if image is None:
+                return None
+            found[(image, match.group("tag"))] = match.group("digest")
+        elif match.group("key") is not None:
+            image = match.group("image")
+    expected = text.count("\n") + (0 if text.endswith("\n") else 1)
+    return found if lines >= expected else None
+
+
 def pins_of(data: bytes | None) -> dict[tuple[str, str], str]:
     """(image, tag) -> digest of an environment file, leniently: entries that do not read as a pin are
     skipped (history shows what a file said, even where validation would have refused it)."""
     if not data:
         return {}
+    try:
+        scanned = _scan(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        return {}
+    if scanned is not None:
+        return scanned
     parsed = parse_yaml("environment file", data)
     root = parsed.root
     if not isinstance(root, MappingNode):
@@ -124,7 +162,12 @@ def version_events(
         data = reader.file(commit, f"{prefix}{path}") if commit is not None else None
         key = hashlib.sha256(data).digest() if data is not None else b""
         if key not in parsed:
-            parsed[key] = pins_of(data)
+            if len(parsed) > 64:  # only a commit's before/after are ever reused: keep memory flat
+                parsed.clear()
+            found = pins_of(data)
+            parsed[key] = {
+                k: v for k, v in found.items() if (image is None or k[0] == image) and (digest is None or v == digest)
+            }
         return parsed[key]
 
     with BlobReader(repository) as reader:

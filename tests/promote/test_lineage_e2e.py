@@ -85,3 +85,36 @@ def test_promote_merge_apply_then_trace_and_history(registry: LocalRegistry, tmp
     assert "t    + payments/api:20261128_01" in text
     assert "t    - payments/api:20261128_01" in text
     assert "!4" in text
+
+
+def test_the_line_scanner_reads_what_the_parser_reads() -> None:
+    """History reads thousands of file versions; usual files go through a line scanner, anything else
+    through the YAML parser, and both must agree."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from reconciler.promote.lineage import _scan, pins_of
+
+    digests = st.integers(0, 2**64).map(lambda n: f"sha256:{n:064x}")
+    tags = st.from_regex(r"20[0-9]{6}_[0-9]{2}", fullmatch=True)
+    images = st.from_regex(r"[a-z]{1,6}(/[a-z]{1,6})?", fullmatch=True)
+
+    @settings(max_examples=80, deadline=None)
+    @given(st.dictionaries(images, st.lists(st.tuples(tags, digests), min_size=1, max_size=4), max_size=6),
+           st.sampled_from(['"', "'", ""]), st.booleans())  # fmt: skip
+    def check(content: dict[str, list[tuple[str, str]]], quote: str, comment: bool) -> None:
+        lines = ["environment: t", "images:" if content else "images: {}"]
+        for image, pins in content.items():
+            lines.append(f"  {image}:" + ("  # the team's" if comment else ""))
+            lines += [f"    - {{tag: {quote}{t}{quote}, digest: {quote}{d}{quote}}}" for t, d in pins]
+        data = ("\n".join(lines) + "\n").encode()
+        expected = {(image, t): d for image, pins in content.items() for t, d in pins}
+        assert pins_of(data) == expected
+        from reconciler.manifests.yamltree import parse_yaml  # the parser, for the same text
+
+        assert parse_yaml("f", data).root is not None
+
+    check()
+    assert _scan("environment: t\nimages:\n  a:\n    - tag: x\n      digest: y\n") is None  # block style: parser
+    block = b'environment: t\nimages:\n  a:\n    - tag: "20261127_01"\n      digest: "sha256:' + b"0" * 64 + b'"\n'
+    assert pins_of(block) == {("a", "20261127_01"): "sha256:" + "0" * 64}
