@@ -281,6 +281,8 @@ def validate_config(parsed: ParsedYaml, exists: ExistsFn) -> ConfigCheck:
     env_names = set(defined_envs)
     retention = retention_section(checker, fields["retention"], env_names) if "retention" in fields else Retention()
     archive = archive_section(checker, fields["archive"]) if "archive" in fields else None
+    if archive is None and "archive" not in fields and "retention" in fields:
+        _check_archive_wanted(checker, fields["retention"], retention)
     base_images = (
         base_images_section(checker, fields["base_images"], registry_names) if "base_images" in fields else {}
     )
@@ -301,6 +303,19 @@ def validate_config(parsed: ParsedYaml, exists: ExistsFn) -> ConfigCheck:
         promotion=promotion,
     )
     return ConfigCheck(config, checker.problems, tuple(defined_envs))
+
+
+def _check_archive_wanted(checker: Checker, node: Node, retention: Retention) -> None:
+    """A rule that asks for archiving (``archive: true``) needs an archive store to archive to."""
+    rules = {"default": retention.default, **retention.per_environment}
+    for name, rule in rules.items():
+        if rule.archive or any(override.archive for override in rule.images.values()):
+            checker.add(
+                node,
+                "archive-missing",
+                f"retention {name!r} archives retired versions (archive: true) but reconciler.yaml has no "
+                "'archive: {store: ...}' section; add one, or set archive: false to delete them",
+            )
 
 
 def _defined_names(node: Node | None) -> set[str]:

@@ -54,8 +54,11 @@ def naming_section(checker: Checker, node: Node) -> NamingRule:
     return NamingRule(tag_pattern=pattern, forbidden_tags=forbidden)
 
 
-def _retention_rule(checker: Checker, node: Node, what: str) -> RetentionRule | None:
-    fields = checker.fields(node, what, optional=("keep", "max_age_days", "max_bytes"))
+def _retention_rule(checker: Checker, node: Node, what: str, *, image: bool = False) -> RetentionRule | None:
+    optional = (
+        ("keep", "max_age_days", "archive") if image else ("keep", "max_age_days", "max_bytes", "archive", "images")
+    )
+    fields = checker.fields(node, what, optional=optional)
     if fields is None:
         return None
     keep = checker.integer(fields["keep"], f"{what} keep") if "keep" in fields else None
@@ -63,7 +66,17 @@ def _retention_rule(checker: Checker, node: Node, what: str) -> RetentionRule | 
         checker.integer(fields["max_age_days"], f"{what} max_age_days", minimum=1) if "max_age_days" in fields else None
     )
     size = checker.size(fields["max_bytes"], f"{what} max_bytes") if "max_bytes" in fields else None
-    return RetentionRule(keep=keep, max_age_days=age, max_bytes=size)
+    archive = checker.boolean(fields["archive"], f"{what} archive") if "archive" in fields else None
+    images: dict[str, RetentionRule] = {}
+    mapping = checker.mapping(fields["images"], f"{what} images") if "images" in fields else None
+    for name, key_node, value in checker.entries(mapping, f"{what} images") if mapping is not None else ():
+        if not IMAGE_NAME.match(name):
+            checker.add(key_node, "bad-image-name", f"{what} images: {name!r} is not an image name (payments/api)")
+            continue
+        rule = _retention_rule(checker, value, f"{what} image {name!r}", image=True)
+        if rule is not None:
+            images[name] = rule
+    return RetentionRule(keep=keep, max_age_days=age, max_bytes=size, archive=archive, images=images)
 
 
 def retention_section(checker: Checker, node: Node, environments: set[str]) -> Retention:

@@ -81,12 +81,35 @@ class NamingRule:
 
 @dataclass(frozen=True, slots=True)
 class RetentionRule:
+    """What of an environment's undeclared versions may stay. A field left None inherits (an image's rule
+    from its environment's, an environment's from ``default``); a rule with nothing set retains everything."""
+
     keep: int | None = None
-    """The newest ``keep`` undeclared versions always survive."""
+    """The newest ``keep`` undeclared versions (per repository) always survive, whatever the other rules."""
     max_age_days: int | None = None
-    """Undeclared versions whose tag date is older than this are archived (unless among the newest ``keep``)."""
+    """Undeclared versions whose tag date is older than this are retired (unless among the newest ``keep``)."""
     max_bytes: int | None = None
-    """Archive the oldest undeclared versions until the environment's repositories fit in this many bytes."""
+    """Retire the oldest undeclared versions until the environment's repositories on a registry fit in this
+    many bytes (unique blob bytes: shared layers counted once). Environment-wide, never per image."""
+    archive: bool | None = None
+    """Retired versions go to the archive store first (True, the default when a store is configured) or are
+    deleted outright (False: e.g. the dev environment's CI builds)."""
+    images: Mapping[str, RetentionRule] = field(default_factory=dict)
+    """Per-image overrides of ``keep``, ``max_age_days`` and ``archive`` (image name -> rule)."""
+
+    @property
+    def active(self) -> bool:
+        return any(v is not None for v in (self.keep, self.max_age_days, self.max_bytes))
+
+    def over(self, base: RetentionRule) -> RetentionRule:
+        """This rule with every unset field taken from ``base``."""
+        return RetentionRule(
+            keep=self.keep if self.keep is not None else base.keep,
+            max_age_days=self.max_age_days if self.max_age_days is not None else base.max_age_days,
+            max_bytes=self.max_bytes if self.max_bytes is not None else base.max_bytes,
+            archive=self.archive if self.archive is not None else base.archive,
+            images={**base.images, **self.images},
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +118,15 @@ class Retention:
     per_environment: Mapping[str, RetentionRule] = field(default_factory=dict)
 
     def for_environment(self, name: str) -> RetentionRule:
-        return self.per_environment.get(name, self.default)
+        """The environment's rule over ``default`` (its unset fields inherited)."""
+        rule = self.per_environment.get(name)
+        return rule.over(self.default) if rule is not None else self.default
+
+    def for_image(self, environment: str, image: str) -> RetentionRule:
+        """The rule for one image of an environment: its override over the environment's rule."""
+        rule = self.for_environment(environment)
+        override = rule.images.get(image)
+        return override.over(rule) if override is not None else rule
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,8 +48,9 @@ def normalize_registry_url(url: str, *, insecure: bool = False) -> str:
     ``ValueError`` for a URL with credentials, a path, a query, a scheme other than http(s), or plain HTTP
     to a non-loopback host without ``insecure``.
     """
-    text = url.strip().rstrip("/")
-    if "://" not in text:
+    stripped = url.strip()
+    text = stripped.rstrip("/")
+    if "://" not in stripped:  # asked before the slashes go: "https://" is an empty URL, not a host "https:"
         bare = _split(f"//{text}")
         scheme = "http" if is_loopback(_netloc_without_userinfo(bare)) or insecure else "https"
         text = f"{scheme}://{text}"
