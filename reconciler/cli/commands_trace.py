@@ -39,7 +39,7 @@ def _lineage(
     from reconciler.engine.audit import default_audit_path
     from reconciler.errors import ReconcilerError
     from reconciler.manifests import load_tree
-    from reconciler.promote.lineage import Lineage, current_pins, registry_events, version_events
+    from reconciler.engine.lineage import Lineage, current_pins, registry_events, version_events
     from reconciler.source import open_directory, open_remote
     from reconciler.source.remote import clone_dir
 
@@ -78,7 +78,7 @@ def history(
     output: OutputOption = OutputFormat.text,
 ) -> None:
     """The lineage of an image across environments: each version's entries and exits, commits, MRs, writes."""
-    from reconciler.promote.lineage import Lineage
+    from reconciler.engine.lineage import Lineage
     from reconciler.report.lineage import lineage_markdown, lineage_to_dict, timeline
 
     lineage, _order = _lineage(directory, repo, ref, cache_dir, audit_log, image=image)
@@ -108,7 +108,7 @@ def trace(
 ) -> None:
     """Where a digest is now, who put it there and when, where it came from and where it went next."""
     from reconciler.model.digest import is_valid_digest
-    from reconciler.promote.lineage import Lineage
+    from reconciler.engine.lineage import Lineage
     from reconciler.report.lineage import lineage_markdown, lineage_to_dict, promotion_path, timeline
 
     if not is_valid_digest(digest):

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from reconciler.model.digest import Digest
-from reconciler.promote.lineage import Lineage, RegistryEvent, VersionEvent
+from reconciler.engine.lineage import Lineage, RegistryEvent, VersionEvent
 
 _MARK = {"added": "+", "removed": "-", "changed": "~"}
 

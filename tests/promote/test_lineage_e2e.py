@@ -93,7 +93,7 @@ def test_the_line_scanner_reads_what_the_parser_reads() -> None:
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    from reconciler.promote.lineage import _scan, pins_of
+    from reconciler.engine.lineage import _scan, pins_of
 
     digests = st.integers(0, 2**64).map(lambda n: f"sha256:{n:064x}")
     tags = st.from_regex(r"20[0-9]{6}_[0-9]{2}", fullmatch=True)
