@@ -33,6 +33,13 @@ if TYPE_CHECKING:
     from reconciler.source import DesiredStateTree
 
 
+RetentionOption = Annotated[
+    bool,
+    typer.Option(
+        "--retention/--no-retention",
+        help="Also plan/execute retention: archive, delete and destroy undeclared versions (default).",
+    ),
+]
 TrustedBaseOption = Annotated[
     str | None,
     typer.Option(
@@ -78,6 +85,7 @@ def _run_pass(
     audit_path: Path | None = None,
     json_log: bool = False,
     referrers: bool = True,
+    retention: bool = True,
 ) -> PassReport:
     import asyncio
 
@@ -98,6 +106,7 @@ def _run_pass(
                 audit=audit,
                 apply_concurrency=concurrency,
                 progress=bars if bars.enabled else None,
+                retention=retention,
             )
         finally:
             await pool.aclose()
@@ -168,16 +177,19 @@ def plan(
     insecure: InsecureOption = False,
     cache_dir: CacheOption = None,
     trusted_base: TrustedBaseOption = None,
+    retention: RetentionOption = True,
 ) -> None:
     """Observe the registries and print what apply would do (nothing is written)."""
-    from reconciler.report.passes import plan_lines, plan_markdown, report_to_dict, summary_line
+    from reconciler.report.passes import lifecycle_lines, plan_lines, plan_markdown, report_to_dict, summary_line
 
     def body() -> tuple[DesiredStateTree, PassReport]:
         from reconciler.engine.trusted import TrustedPoints, enforce_trust
 
         source, desired = _load(directory, repo, ref, cache_dir)
         enforce_trust(source, desired, trusted_base=trusted_base, points=TrustedPoints())
-        return source, _run_pass(desired, only=env, dry_run=True, insecure=insecure, concurrency=1)
+        return source, _run_pass(
+            desired, only=env, dry_run=True, insecure=insecure, concurrency=1, retention=retention
+        )
 
     source, report = _guarded("plan", output, body)
     unreachable = [a for a in report.plan if a.kind.value == "unreachable"]
@@ -190,6 +202,8 @@ def plan(
     else:
         typer.echo(_heading(source, report))
         for line in plan_lines(report.plan):
+            typer.echo(line)
+        for line in lifecycle_lines(report.lifecycle):
             typer.echo(line)
         typer.echo(summary_line(report.plan))
     if unreachable:
@@ -240,10 +254,18 @@ def apply(
     insecure: InsecureOption = False,
     cache_dir: CacheOption = None,
     trusted_base: TrustedBaseOption = None,
+    retention: RetentionOption = True,
 ) -> None:
-    """Observe, plan and execute: copy, retag and move tags until the registries match the desired state."""
+    """Observe, plan and execute: copy, retag and move tags until the registries match the desired state,
+    then retire what retention says (archive, delete, destroy)."""
     from reconciler.engine.audit import default_audit_path
-    from reconciler.report.passes import report_to_dict, result_to_dict, results_markdown, summary_line
+    from reconciler.report.passes import (
+        lifecycle_lines,
+        report_to_dict,
+        result_to_dict,
+        results_markdown,
+        summary_line,
+    )
 
     audit_path = audit_log or default_audit_path()
     json_log = log_format is LogFormat.json
@@ -263,6 +285,7 @@ def apply(
             audit_path=audit_path,
             json_log=json_log,
             referrers=referrers,
+            retention=retention,
         )
         remember(source, trust, points)  # the checked head is the next run's trusted point
         return source, report
@@ -284,6 +307,8 @@ def apply(
             if result.succeeded:
                 item = result_to_dict(result)
                 typer.echo(f"  ok  {item['kind']:<8} {item['registry']}/{item['repository']}:{item['tag']}")
+        for line in lifecycle_lines(report.lifecycle):
+            typer.echo(line)
         done = len(report.changed)
         typer.echo(f"Applied {done} change(s) in {report.execute_seconds:.1f}s; audit log: {audit_path}")
     if failures:

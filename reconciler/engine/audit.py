@@ -59,7 +59,8 @@ CONFIRM_SCAN_BYTES = 16 * 1024 * 1024
 @dataclass(frozen=True, slots=True)
 class AuditRecord:
     action: str
-    """``copy``, ``retag``, ``conflict``, ``missing``, ``unreachable`` (later: archive, restore, destroy)."""
+    """``copy``, ``retag``, ``conflict``, ``missing``, ``unreachable``, ``refused``, ``archive``, ``delete``,
+    ``restore``, ``destroy``."""
     environment: str
     registry: str
     repository: str
@@ -80,6 +81,12 @@ class AuditRecord:
     """On an outcome written by a later run for an intent left without one: that run's id."""
     referrers: tuple[str, ...] | None = None
     """Digests of the referrers (signatures, SBOMs) copied with the image, on a copy's outcome."""
+    rule: str | None = None
+    """ARCHIVE, DELETE, DESTROY: the retention rule that fired (``keep=5``, ``destroy_after_days=365``)."""
+    archive_ref: str | None = None
+    """ARCHIVE, DELETE (when archived), RESTORE, DESTROY: the archive store entry (``d/app:20261101_01``)."""
+    bytes_freed: int | None = None
+    """DELETE: blob bytes the registry can reclaim (after its garbage collection)."""
     time: str = ""
     """RFC 3339 UTC; filled in when the record is appended if left empty."""
 
@@ -89,6 +96,9 @@ class AuditRecord:
             fields["time"] = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
         if fields["error"] is not None:
             fields["error"] = scrub(fields["error"])
+        for lifecycle_only in ("rule", "archive_ref", "bytes_freed"):
+            if fields[lifecycle_only] is None:
+                del fields[lifecycle_only]  # present on lifecycle records only
         ordered = {"time": fields.pop("time"), **fields}
         return json.dumps(ordered, ensure_ascii=False, separators=(",", ":"), sort_keys=False)
 

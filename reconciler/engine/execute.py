@@ -8,6 +8,10 @@ Every action of the plan gets exactly one ``ActionResult``:
 * ``refused``: a CONFLICT that the environment's policy refuses; nothing was written;
 * ``skipped``: an action it depends on did not succeed (s1 cannot copy from t what t never got).
 
+Lifecycle actions (ARCHIVE, DELETE, RESTORE, DESTROY) are performed by a ``LifecyclePerformer``
+(``reconciler.engine.retire``). A DELETE waits for EVERY ARCHIVE of the plan, and is skipped unless they
+all succeeded: while the archive store fails, nothing is deleted from any registry.
+
 A result that did not succeed carries a ``Cause`` (``reconciler.model.outcome``): the message, and whether
 a retry may help (an unreachable registry, a 503) or cannot (a refused conflict, credentials refused).
 Nothing an action raises escapes: a ``ReconcilerError`` becomes its image's cause, and anything else is
@@ -28,9 +32,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from reconciler.engine.access import RegistryAccess
-from reconciler.errors import cause_of
+from reconciler.errors import ReconcilerError, cause_of
 from reconciler.model.outcome import Cause, Outcome
-from reconciler.model.plan import Action, ActionKind, ConflictResolution, Plan
+from reconciler.model.plan import LIFECYCLE_KINDS, Action, ActionKind, ConflictResolution, Plan
 from reconciler.model.store import CopyProgress
 
 DEFAULT_APPLY_CONCURRENCY = 16
@@ -66,8 +70,17 @@ def planned_cause(action: Action) -> Cause:
 ResultCallback = Callable[[ActionResult], None]
 
 
-async def _perform(action: Action, access: RegistryAccess) -> tuple[str, ...]:
+class LifecyclePerformer(Protocol):
+    async def perform(self, action: Action) -> None: ...
+
+
+async def _perform(action: Action, access: RegistryAccess, lifecycle: LifecyclePerformer | None) -> tuple[str, ...]:
     """Do the action; the digests of the referrers that travelled with a copy."""
+    if action.kind in LIFECYCLE_KINDS:
+        if lifecycle is None:
+            raise ReconcilerError(f"{action.kind.value} needs the lifecycle runner, which this pass does not have")
+        await lifecycle.perform(action)
+        return ()
     if action.source is not None:
         return tuple(await access.copy(action.source, action.target, action.digest, action.tag) or ())
     await access.retag(action.target, action.digest, action.tag)
@@ -85,6 +98,7 @@ async def execute(
     concurrency: int = DEFAULT_APPLY_CONCURRENCY,
     on_start: Callable[[Action], None] | None = None,
     on_result: ResultCallback | None = None,
+    lifecycle: LifecyclePerformer | None = None,
 ) -> list[ActionResult]:
     """Run every action of ``plan``; return one result per action, in plan order. ``on_start`` hears of a
     write right before it starts (the audit's intent record), ``on_result`` of every result."""
@@ -100,7 +114,25 @@ async def execute(
         if on_result is not None:
             on_result(result)
 
+    archives = [a.id for a in plan if a.kind is ActionKind.ARCHIVE]
+
+    async def archives_done(action: Action) -> bool:
+        """A DELETE waits for every ARCHIVE; False (and a SKIPPED result) unless they all succeeded."""
+        failed = [i for i in archives if not await finished[i]]
+        if failed:
+            cause = Cause(
+                f"not deleted: archiving failed for {len(failed)} image(s) in this pass (first: "
+                f"{plan.actions[failed[0]].archive_ref}); nothing is deleted while the archive store fails",
+                temporary=False,
+                kind="skipped",
+            )
+            record(ActionResult(action, Outcome.SKIPPED, cause))
+            return False
+        return True
+
     async def run(action: Action) -> None:
+        if action.kind is ActionKind.DELETE and not await archives_done(action):
+            return
         for dependency in action.depends_on:
             if not await finished[dependency]:
                 needed = plan.actions[dependency]
@@ -125,7 +157,7 @@ async def execute(
             if on_start is not None:
                 on_start(action)
             try:
-                referrers = await _perform(action, access)
+                referrers = await _perform(action, access, lifecycle)
             except Exception as exc:  # any failure is this image's alone; the others go on
                 record(ActionResult(action, Outcome.FAILED, cause_of(exc), time.monotonic() - started))
                 return

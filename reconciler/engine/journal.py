@@ -19,7 +19,7 @@ from reconciler.engine.execute import ActionResult
 from reconciler.model.desired import DesiredState
 from reconciler.model.observed import ObservedState, TagKey
 from reconciler.model.outcome import Outcome
-from reconciler.model.plan import Action
+from reconciler.model.plan import Action, ActionKind
 
 
 class PassJournal:
@@ -46,6 +46,9 @@ class PassJournal:
             error=error,
             phase=phase,
             entry=f"{self.run}:{action.id}",
+            rule=action.rule or None,
+            archive_ref=action.archive_ref,
+            bytes_freed=action.bytes_freed if action.kind is ActionKind.DELETE else None,
         )
 
     def open(self) -> None:

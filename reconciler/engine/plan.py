@@ -10,6 +10,8 @@ declared (image, tag, digest), every registry of the environment:
   (multi-site: prod-b can be healed from prod-a when s2 has dropped the version);
 * a source that only receives the digest by an earlier action of this plan is used with
   ``depends_on`` (so one apply converges a fresh chain d -> t -> s1 -> s2 -> p);
+* digest in no registry it may come from, but in the archive store: RESTORE from the archive (later
+  environments copy it from there, with ``depends_on``), so a rollback to an archived version is a revert;
 * digest found nowhere: MISSING; a registry that could not be read: UNREACHABLE (never taken as absent);
 * tag at another digest: CONFLICT, refused on immutable environments and where tag moves are not
   allowed, else moved (by RETAG or COPY, then the tag is rewritten).
@@ -194,6 +196,7 @@ def plan(
         depends_on: tuple[int, ...] = (),
         current_digest: str | None = None,
         resolution: ConflictResolution | None = None,
+        archive_ref: str | None = None,
     ) -> Action:
         action = Action(
             id=len(actions),
@@ -210,6 +213,7 @@ def plan(
             resolution=resolution,
             depends_on=depends_on,
             reason=reason,
+            archive_ref=archive_ref,
         )
         actions.append(action)
         return action
@@ -302,6 +306,13 @@ def plan(
             failed[target_key] = add(
                 target, ActionKind.UNREACHABLE, reason="cannot look up the digest: " + "; ".join(problems)
             )
+            continue
+        archived = observed.archived.get(target.pin.digest)
+        if archived is not None and not blocked and not conflict:
+            action = add(
+                target, ActionKind.RESTORE, archive_ref=archived, reason=f"restore from the archive store ({archived})"
+            )
+            scheduled[target_key] = action.id
             continue
         reason = _missing_reason(desired, target, only)
         reason += "".join(f"; {a.environment} ({a.registry}) is missing it too" for a in blocked)

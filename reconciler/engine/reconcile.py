@@ -10,16 +10,21 @@ draws), and writes to registries only through ``RegistryAccess`` and only when n
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import cast
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, cast
 
 from reconciler.engine.access import RegistryAccess
 from reconciler.engine.audit import AuditLog
 from reconciler.engine.execute import DEFAULT_APPLY_CONCURRENCY, ActionResult, ApplyProgress, execute
 from reconciler.engine.gates import EvidenceAccess, gate_plan
+from reconciler.engine.housekeeping import LifecycleReport, open_store, plan_lifecycle, restorable
+from reconciler.engine.inventory import InventoryAccess
 from reconciler.engine.journal import PassJournal
+from reconciler.engine.lifecycle import with_lifecycle
 from reconciler.engine.observe import DEFAULT_OBSERVE_CONCURRENCY, observe
 from reconciler.engine.plan import ImageFilter, selected_environments
 from reconciler.engine.plan import plan as make_plan
@@ -27,6 +32,11 @@ from reconciler.errors import ReconcilerError
 from reconciler.model.desired import DesiredState
 from reconciler.model.observed import ObservedState
 from reconciler.model.plan import Action, Plan
+
+if TYPE_CHECKING:
+    from reconciler.archive import OciLayout
+    from reconciler.engine.registries import RegistryPool
+    from reconciler.engine.retire import LifecycleRunner
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +65,8 @@ class PassReport:
     observe_seconds: float
     plan_seconds: float
     execute_seconds: float = 0.0
+    lifecycle: LifecycleReport | None = None
+    """Retention's notes (None when the pass did not run retention)."""
 
     @property
     def applied(self) -> bool:
@@ -95,6 +107,8 @@ async def reconcile_pass(
     apply_concurrency: int = DEFAULT_APPLY_CONCURRENCY,
     progress: ApplyProgress | None = None,
     images: ImageFilter | None = None,
+    retention: bool = False,
+    today: date | None = None,
 ) -> PassReport:
     """Observe the registries, plan, and (unless ``dry_run``) execute and audit every action.
 
@@ -116,13 +130,33 @@ async def reconcile_pass(
         keep_manifests(not dry_run)
     started = time.monotonic()
     observed = await observe(desired, access, only, concurrency=observe_concurrency, images=images)
+    store = open_store(desired)
+    archived, store_problem = await restorable(desired, store)
+    if archived:
+        observed = dataclasses.replace(observed, archived=archived)
     observed_at = time.monotonic()
     plan = make_plan(desired, observed, only, images)
     if desired.config.gates:
         plan = await gate_plan(desired, plan, cast(EvidenceAccess, access))
+    lifecycle: LifecycleReport | None = None
+    if retention:
+        actions, lifecycle = await plan_lifecycle(
+            desired,
+            cast(InventoryAccess, access),
+            store,
+            only=only,
+            today=today or datetime.now(UTC).date(),
+            first_id=len(plan),
+            concurrency=observe_concurrency,
+        )
+        plan = with_lifecycle(plan, actions)
+        if store_problem is not None:
+            lifecycle = dataclasses.replace(lifecycle, problems=(*lifecycle.problems, store_problem))
     planned_at = time.monotonic()
     if dry_run:
-        return PassReport(desired, observed, plan, None, observed_at - started, planned_at - observed_at)
+        return PassReport(
+            desired, observed, plan, None, observed_at - started, planned_at - observed_at, lifecycle=lifecycle
+        )
 
     journal.confirm(observed)
 
@@ -136,13 +170,23 @@ async def reconcile_pass(
         progress.started(len(plan))
     if watch is not None:
         watch(progress)
+    runner = _runner(access, store, desired) if plan.lifecycle else None
     try:
         results = await execute(
-            plan, access, concurrency=apply_concurrency, on_start=journal.intent, on_result=on_result
+            plan,
+            access,
+            concurrency=apply_concurrency,
+            on_start=journal.intent,
+            on_result=on_result,
+            lifecycle=runner,
         )
+        if runner is not None and lifecycle is not None:
+            lifecycle = dataclasses.replace(lifecycle, garbage=await runner.finish())
     finally:
         if watch is not None:
             watch(None)
+        if store is not None:
+            await store.close()
     finished = time.monotonic()
     return PassReport(
         desired,
@@ -152,4 +196,11 @@ async def reconcile_pass(
         observed_at - started,
         planned_at - observed_at,
         finished - planned_at,
+        lifecycle=lifecycle,
     )
+
+
+def _runner(access: RegistryAccess, store: OciLayout | None, desired: DesiredState) -> LifecycleRunner:
+    from reconciler.engine.retire import LifecycleRunner  # noqa: PLC0415
+
+    return LifecycleRunner(cast("RegistryPool", access), store, commit=desired.commit)

@@ -278,6 +278,18 @@ class RegistryPool:
             for item in found
         ]
 
+    # -- what retention needs (reconciler.engine.inventory.InventoryAccess) ------------------------------
+
+    async def catalog(self, registry: str) -> list[str]:
+        return await self.client(registry).catalog()
+
+    async def tagged_manifest(self, location: Location, tag: str) -> Manifest | None:
+        """The manifest ``tag`` points at (one GET, checked against the digest the registry names)."""
+        try:
+            return await self.client(location.registry).get_manifest(location.repository, tag)
+        except NotFoundError:
+            return None
+
     def request_count(self) -> int:
         return sum(c.stats.requests for c in self._clients.values())
 

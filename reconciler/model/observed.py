@@ -47,6 +47,9 @@ class ObservedState:
     errors: Mapping[TagKey | ManifestKey, Cause] = field(default_factory=dict)
     requests: int | None = None
     """Requests the observation sent, when it answered some keys without one (from a tags list)."""
+    archived: Mapping[str, str] = field(default_factory=dict)
+    """Digest -> the archive store entry holding it (``p/app:20261127_01``), for the digests the desired
+    state declares; empty without an archive store. What a RESTORE copies back from."""
 
     def tag_digest(self, key: TagKey) -> str | None:
         return self.tags.get(key)

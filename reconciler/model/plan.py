@@ -32,11 +32,19 @@ class ActionKind(StrEnum):
     """A policy gate refused the image (its evidence in ``reason``): it is never copied; the refusal is
     audited. Actions that could only receive the image through it are refused with it."""
     ARCHIVE = "archive"
-    """Reserved for retention: write an undeclared version to the archive store, then delete it."""
+    """Retention: copy an undeclared version into the archive store, read it back and re-hash every blob,
+    and only then delete the tag from the registry (``rule`` says which rule fired)."""
+    DELETE = "delete"
+    """Retention without archiving (``archive: false``): delete the tag from the registry."""
     RESTORE = "restore"
-    """Reserved: bring a digest back from the archive store."""
+    """A declared digest no registry holds but the archive does: copy it back from ``archive_ref``."""
     DESTROY = "destroy"
-    """Reserved: delete an archived image past ``destroy_after_days``."""
+    """An archive entry past ``destroy_after_days``: remove it from the store (its blobs go with the
+    garbage collection that follows)."""
+
+
+LIFECYCLE_KINDS = frozenset({ActionKind.ARCHIVE, ActionKind.DELETE, ActionKind.RESTORE, ActionKind.DESTROY})
+"""Actions that involve the archive store or delete from a registry (executed by ``engine.lifecycle``)."""
 
 
 class ConflictResolution(StrEnum):
@@ -76,6 +84,12 @@ class Action:
     depends_on: tuple[int, ...] = ()
     reason: str = ""
     """One line for a person: why this action, or why it fails."""
+    rule: str = ""
+    """ARCHIVE, DELETE, DESTROY: the retention rule that fired (``keep=5``, ``destroy_after_days=365``)."""
+    bytes_freed: int = 0
+    """ARCHIVE, DELETE: blob bytes the registry can reclaim (after its garbage collection)."""
+    archive_ref: str | None = None
+    """ARCHIVE, RESTORE, DESTROY: the archive store entry written, read or removed (``p/app:20261127_01``)."""
 
     @property
     def target(self) -> Location:
@@ -84,7 +98,7 @@ class Action:
     @property
     def writes(self) -> bool:
         """True when executing this action writes to a registry."""
-        if self.kind in (ActionKind.COPY, ActionKind.RETAG):
+        if self.kind in (ActionKind.COPY, ActionKind.RETAG) or self.kind in LIFECYCLE_KINDS:
             return True
         return self.kind is ActionKind.CONFLICT and self.resolution is ConflictResolution.MOVED
 
@@ -126,6 +140,11 @@ class Plan:
     def refused_by_policy(self) -> tuple[Action, ...]:
         """Images a gate (or trust) refused: exit 3 when nothing else failed."""
         return tuple(a for a in self.actions if a.kind is ActionKind.REFUSED)
+
+    @property
+    def lifecycle(self) -> tuple[Action, ...]:
+        """The retention, restore and destroy actions."""
+        return tuple(a for a in self.actions if a.kind in LIFECYCLE_KINDS)
 
     @property
     def is_empty(self) -> bool:

@@ -11,8 +11,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from reconciler.engine.execute import ActionResult
+from reconciler.engine.housekeeping import LifecycleReport
 from reconciler.engine.reconcile import Failure, PassReport
 from reconciler.model.plan import Action, ActionKind, ConflictResolution, Plan
+from reconciler.policy.gates import format_bytes
 
 
 def action_to_dict(action: Action) -> dict[str, Any]:
@@ -32,6 +34,9 @@ def action_to_dict(action: Action) -> dict[str, Any]:
         "depends_on": list(action.depends_on),
         "writes": action.writes,
         "reason": action.reason,
+        "rule": action.rule or None,
+        "bytes_freed": action.bytes_freed,
+        "archive_ref": action.archive_ref,
     }
 
 
@@ -69,6 +74,11 @@ def summary(plan: Plan) -> dict[str, int]:
         "missing": counts["missing"],
         "unreachable": counts["unreachable"],
         "refused_by_policy": counts["refused"],
+        "archive": counts["archive"],
+        "delete": counts["delete"],
+        "restore": counts["restore"],
+        "destroy": counts["destroy"],
+        "bytes_freed": sum(a.bytes_freed for a in plan if a.kind is ActionKind.DELETE),
         "in_sync": plan.in_sync,
     }
 
@@ -91,6 +101,15 @@ def summary_line(plan: Plan) -> str:
         parts.append(f"{s['unreachable']} unreachable")
     if s["refused_by_policy"]:
         parts.append(f"{s['refused_by_policy']} refused by policy")
+    if s["restore"]:
+        parts.append(f"{s['restore']} to restore from the archive")
+    if s["archive"] or s["delete"]:
+        parts.append(
+            f"{s['archive']} to archive, {s['delete']} to delete (frees {format_bytes(s['bytes_freed'])} "
+            "after the registry's garbage collection)"
+        )
+    if s["destroy"]:
+        parts.append(f"{s['destroy']} archive entr{'y' if s['destroy'] == 1 else 'ies'} to destroy")
     return "Plan: " + ", ".join(parts) + f"; {s['in_sync']} in sync."
 
 
@@ -105,6 +124,15 @@ def _verb(action: Action) -> str:
             how = f"from {action.source}" if action.source else "in place"
             return f"MOVE tag from {current} ({how})"
         return f"REFUSED: tag is at {current}"
+    if action.kind is ActionKind.ARCHIVE:
+        return f"ARCHIVE as {action.archive_ref} ({action.rule})"
+    if action.kind is ActionKind.DELETE:
+        kept = "archived first" if action.archive_ref else "not archived"
+        return f"DELETE ({action.rule}; {kept}; frees {format_bytes(action.bytes_freed)})"
+    if action.kind is ActionKind.RESTORE:
+        return f"RESTORE from the archive ({action.archive_ref})"
+    if action.kind is ActionKind.DESTROY:
+        return f"DESTROY archive entry {action.archive_ref} ({action.rule})"
     return action.kind.value.upper()
 
 
@@ -172,4 +200,52 @@ def report_to_dict(report: PassReport) -> dict[str, Any]:
     else:
         document["results"] = [result_to_dict(r) for r in report.results]
     document["failures"] = [failure_to_dict(f) for f in report.failures]
+    if report.lifecycle is not None:
+        document["lifecycle"] = lifecycle_to_dict(report.lifecycle)
     return document
+
+
+def lifecycle_to_dict(lifecycle: LifecycleReport) -> dict[str, Any]:
+    garbage = lifecycle.garbage
+    return {
+        "not_versions": [
+            {"registry": registry, "repository": repository, "tag": tag}
+            for registry, repository, tag in lifecycle.not_versions
+        ],
+        "over_capacity": [
+            {"environment": env, "registry": registry, "bytes": used, "max_bytes": limit}
+            for env, registry, used, limit in lifecycle.over_capacity
+        ],
+        "kept_declared": list(lifecycle.kept_declared),
+        "problems": list(lifecycle.problems),
+        "requests": lifecycle.requests,
+        "archive_garbage": None
+        if garbage is None
+        else {"blobs_removed": garbage.blobs_removed, "bytes_freed": garbage.bytes_freed},
+    }
+
+
+def lifecycle_lines(lifecycle: LifecycleReport | None) -> list[str]:
+    """Notes under a plan: what retention left alone or could not do, one line each."""
+    if lifecycle is None:
+        return []
+    lines = [f"  note: {problem}" for problem in lifecycle.problems]
+    lines += [
+        f"  note: {registry}/{repository}:{tag} is not a version (naming rule); retention leaves it alone"
+        for registry, repository, tag in lifecycle.not_versions
+    ]
+    lines += [
+        f"  note: {env} on {registry} still holds {format_bytes(used)} > max_bytes {format_bytes(limit)}: "
+        "declared and kept versions alone exceed it"
+        for env, registry, used, limit in lifecycle.over_capacity
+    ]
+    lines += [
+        f"  note: archive entry {name} is past destroy_after_days but a declared version uses it: kept"
+        for name in lifecycle.kept_declared
+    ]
+    if lifecycle.garbage is not None:
+        lines.append(
+            f"  archive store: {lifecycle.garbage.blobs_removed} blob(s) destroyed, "
+            f"{format_bytes(lifecycle.garbage.bytes_freed)} freed"
+        )
+    return lines
