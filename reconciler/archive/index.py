@@ -20,8 +20,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from reconciler.model.digest import Digest
-from reconciler.model.manifest import OCI_INDEX, Descriptor, InvalidManifestError
-from reconciler.model.manifest import _descriptor as parse_descriptor  # the project's one descriptor parser
+from reconciler.model.manifest import (
+    OCI_INDEX,
+    Descriptor,
+    InvalidManifestError,
+    parse_descriptor,  # the project's one descriptor parser
+)
 
 REF_NAME = "org.opencontainers.image.ref.name"
 """The OCI annotation naming an entry of an image layout (skopeo's ``oci:DIR:NAME``)."""

@@ -148,7 +148,8 @@ class Manifest:
         return sum(blob.size for blob in self.blobs)
 
 
-def _descriptor(value: Any, where: str) -> Descriptor:
+def parse_descriptor(value: Any, where: str) -> Descriptor:
+    """A descriptor object (``mediaType``, ``digest``, ``size``...) checked; ``where`` names it in errors."""
     if not isinstance(value, dict):
         raise InvalidManifestError(f"{where} is not an object")
     media_type = value.get("mediaType")
@@ -242,7 +243,7 @@ def parse_manifest(raw: bytes, media_type: str | None = None, *, digest: str | N
     annotations = document.get("annotations") or {}
     if not isinstance(annotations, dict):
         raise InvalidManifestError("annotations must be an object")
-    subject = _descriptor(document["subject"], "subject") if document.get("subject") is not None else None
+    subject = parse_descriptor(document["subject"], "subject") if document.get("subject") is not None else None
     if kind in INDEX_TYPES:
         children = document.get("manifests")
         if not isinstance(children, list):
@@ -251,7 +252,7 @@ def parse_manifest(raw: bytes, media_type: str | None = None, *, digest: str | N
             raw=raw,
             media_type=kind,
             digest=own_digest,
-            manifests=tuple(_descriptor(child, f"manifests[{i}]") for i, child in enumerate(children)),
+            manifests=tuple(parse_descriptor(child, f"manifests[{i}]") for i, child in enumerate(children)),
             annotations={str(k): str(v) for k, v in annotations.items()},
             subject=subject,
         )
@@ -262,8 +263,8 @@ def parse_manifest(raw: bytes, media_type: str | None = None, *, digest: str | N
         raw=raw,
         media_type=kind,
         digest=own_digest,
-        config=_descriptor(document.get("config"), "config"),
-        layers=tuple(_descriptor(layer, f"layers[{i}]") for i, layer in enumerate(layers)),
+        config=parse_descriptor(document.get("config"), "config"),
+        layers=tuple(parse_descriptor(layer, f"layers[{i}]") for i, layer in enumerate(layers)),
         annotations={str(k): str(v) for k, v in annotations.items()},
         subject=subject,
     )
