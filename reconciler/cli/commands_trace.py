@@ -37,9 +37,9 @@ def _lineage(
     digest: str | None = None,
 ) -> tuple[object, tuple[str, ...]]:
     from reconciler.engine.audit import default_audit_path
+    from reconciler.engine.lineage import Lineage, current_pins, registry_events, version_events
     from reconciler.errors import ReconcilerError
     from reconciler.manifests import load_tree
-    from reconciler.engine.lineage import Lineage, current_pins, registry_events, version_events
     from reconciler.source import open_directory, open_remote
     from reconciler.source.remote import clone_dir
 
@@ -107,8 +107,8 @@ def trace(
     output: OutputOption = OutputFormat.text,
 ) -> None:
     """Where a digest is now, who put it there and when, where it came from and where it went next."""
-    from reconciler.model.digest import is_valid_digest
     from reconciler.engine.lineage import Lineage
+    from reconciler.model.digest import is_valid_digest
     from reconciler.report.lineage import lineage_markdown, lineage_to_dict, promotion_path, timeline
 
     if not is_valid_digest(digest):

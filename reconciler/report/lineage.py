@@ -11,8 +11,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from reconciler.model.digest import Digest
 from reconciler.engine.lineage import Lineage, RegistryEvent, VersionEvent
+from reconciler.model.digest import Digest
 
 _MARK = {"added": "+", "removed": "-", "changed": "~"}
 
