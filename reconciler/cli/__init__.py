@@ -12,6 +12,7 @@ import sys
 import traceback
 
 from reconciler.cli import (  # noqa: F401  (registers commands)
+    commands_archive,
     commands_demo,
     commands_diff,
     commands_lint,
