@@ -65,13 +65,16 @@ def _client(host: str, insecure: bool) -> RegistryClient:
         raise _usage(str(exc)) from exc
 
 
-def _run(work: Callable[[], Awaitable[T]]) -> T:
-    """Run ``work`` and map library errors to exit code 1, with the message (never a secret) on stderr."""
+def _run(work: Callable[[], Awaitable[T]], command: str, output: OutputFormat = OutputFormat.text) -> T:
+    """Run ``work`` and map library errors to exit code 1, with the message (never a secret) on stderr and,
+    for ``--output json``, an ``error`` envelope on stdout (a script reading JSON always gets a document)."""
     import asyncio
 
     try:
         return asyncio.run(work())  # type: ignore[arg-type]
     except ReconcilerError as exc:
+        if output == OutputFormat.json:
+            emit_json(envelope(command, "error", message=str(exc)))
         err(f"error: {exc}")
         raise typer.Exit(code=int(ExitCode.FAILURE)) from None
 
@@ -199,7 +202,7 @@ def copy(
                 await target_client.aclose()
 
     with progress:
-        results = _run(work)
+        results = _run(work, "copy", output)
     failed = [r for r in results if not r.ok]
     if output == OutputFormat.json:
         emit_json(
@@ -256,7 +259,7 @@ def list_tags(
         async with _client(host, insecure) as client:
             return await client.list_tags(repo_name) if repo_name else await client.catalog()
 
-    names = _run(work)
+    names = _run(work, "ls", output)
     if output == OutputFormat.json:
         key = "tags" if repo_name else "repositories"
         emit_json(envelope("ls", "ok", registry=host, repository=repo_name, **{key: names}))
@@ -280,7 +283,7 @@ def digest(
             found = await client.head_manifest(ref.repository, str(ref.reference))
             return None if found is None else str(found.digest)
 
-    found = _run(work)
+    found = _run(work, "digest")
     if found is None:
         err(f"error: {reference}: manifest not found")
         raise typer.Exit(code=int(ExitCode.FAILURE))
@@ -309,7 +312,7 @@ def inspect(
                 config = json.loads(await client.get_blob(ref.repository, str(manifest.config.digest)))
             return manifest, config
 
-    manifest, config = _run(work)
+    manifest, config = _run(work, "inspect", output)
     if raw:
         sys.stdout.buffer.write(manifest.raw)
         sys.stdout.buffer.flush()

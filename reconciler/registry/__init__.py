@@ -6,7 +6,9 @@ Public API (stable; the engine codes against it):
   tags, catalog, blobs (HEAD, streaming GET, upload, cross-repository mount); an ``ImageStore``. Raises
   only the ``reconciler.errors.RegistryError`` family, each naming registry, repository and digest.
   Inside: ``session`` (the wire: TLS, slots, auth, deadlines, retries, the one exception mapping),
-  ``client`` (the read API), ``uploads`` (mount, monolithic, chunked, the hashing pipe).
+  ``breaker`` (a frozen registry fails fast), ``client`` (the read API), ``uploads`` and ``pipe`` (mount,
+  monolithic, split and chunked uploads, the bytes on their way), ``verify`` (``verify_image``: read an
+  image back, manifests, children and blob sizes).
 * ``Copier`` / ``copy_image`` copy an image (all platforms) by digest between any two image stores:
   blobs, child manifests, index, then the tag LAST, so a tag never points at an incomplete image.
 * ``Credentials``, ``credentials_for``, ``default_resolver`` where credentials come from (environment

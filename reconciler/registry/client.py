@@ -59,6 +59,7 @@ from reconciler.registry.session import (
     RequestStats,
 )
 from reconciler.registry.uploads import DEFAULT_PATCH_CHUNK_BYTES, BlobUploads
+from reconciler.registry.verify import ImageProblem, ImageVerifier, describe
 
 MAX_SMALL_BLOB_BYTES = 16 * 1024 * 1024
 """``get_blob`` (whole blob in memory) refuses blobs above this: stream them instead."""
@@ -106,6 +107,7 @@ class RegistryClient:
         self.page_size = page_size
         """``n`` asked for per page of tags or catalog (servers may ignore it)."""
         self._uploads = BlobUploads(self.session)
+        self._verifier = ImageVerifier(self)
 
     def __repr__(self) -> str:
         return f"RegistryClient(url={self.url!r}, name={self.name!r})"
@@ -257,7 +259,24 @@ class RegistryClient:
                 f"registry stored the manifest as {answered}", registry=self.name, repository=repository, digest=own
             )
         self.stats.bytes_uploaded += len(raw)
+        if self.session.write_faults:
+            # The registry failed a write earlier in this session (a full or failing disk): distribution then
+            # acknowledges manifests it stored EMPTY. Read the image back before anyone relies on it.
+            problems = await self._verifier.verify(repository, reference, expected=str(own))
+            if problems:
+                raise RegistryError(
+                    f"PUT manifest {reference}: acknowledged, but read back broken after the registry failed "
+                    f"writes in this run: {describe(problems)}; its storage needs repair",
+                    registry=self.name,
+                    repository=repository,
+                    digest=str(own),
+                )
         return own
+
+    async def verify_image(self, repository: str, reference: str, *, expected: str | None = None) -> list[ImageProblem]:
+        """Read the image ``reference`` names back: its manifest, children and every blob's size (see
+        ``reconciler.registry.verify``). [] when it is whole; never raises for what it finds."""
+        return await self._verifier.verify(repository, reference, expected=expected)
 
     async def delete_manifest(self, repository: str, digest: str) -> None:
         """Delete the manifest ``digest`` (and so every tag pointing at it). NotFoundError when absent."""
@@ -473,7 +492,6 @@ class RegistryClient:
             chunked=chunked,
             chunk_size=chunk_size,
         )
-
 
 
 async def _raw(response: httpx.Response, chunk_size: int | None) -> AsyncIterator[bytes]:

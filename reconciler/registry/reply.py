@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -24,7 +25,7 @@ MAX_DOCUMENT_BYTES = 8 * 1024 * 1024
 MAX_ERROR_BODY_BYTES = 64 * 1024
 """Enough for any distribution error document; the rest of a larger body is never read."""
 
-_LINK = re.compile(r'<([^>]*)>\s*((?:;\s*[^;,]+)*)')
+_LINK = re.compile(r"<([^>]*)>\s*((?:;\s*[^;,]+)*)")
 _REL = re.compile(r';\s*rel\s*=\s*"?([^";]+)"?', re.IGNORECASE)
 
 
@@ -96,12 +97,22 @@ def retry_after(headers: httpx.Headers) -> float | None:
         return max((when - datetime.datetime.now(datetime.UTC)).total_seconds(), 0.0)
 
 
-def error_detail(body: bytes) -> str:
-    """``CODE: message`` pairs of a distribution error document; never the raw body."""
+def error_detail(body: bytes, scrub: Callable[[str], str] = str) -> str:
+    """``CODE: message`` pairs of a distribution error document, with a detail that is plain text (where
+    distribution says "no space left on device"); never the raw body. ``scrub`` takes the secrets out of
+    each text BEFORE it is shortened, so a cut can never leave half a secret that no longer matches."""
     try:
         document = json.loads(body)
         errors = document.get("errors") or []
-        parts = [f"{e.get('code', '?')}: {e.get('message', '')}".strip() for e in errors if isinstance(e, dict)]
+        parts = []
+        for error in errors:
+            if not isinstance(error, dict):
+                continue
+            part = scrub(f"{error.get('code', '?')}: {error.get('message', '')}".strip())[:300]
+            detail = error.get("detail")
+            if isinstance(detail, str) and detail.strip():
+                part += f" ({scrub(detail.strip())[:200]})"
+            parts.append(part)
     except (ValueError, AttributeError, TypeError):
         return ""
-    return "; ".join(parts)[:300]
+    return "; ".join(parts)[:400]

@@ -10,9 +10,11 @@ read API, ``reconciler.registry.uploads`` for blob uploads). It holds:
   the registry's origin;
 * the auth exchange: a 401 challenge is answered once (Basic, or a Bearer token from the realm);
 * deadlines: a whole request (head and body) must finish within ``deadline`` seconds (plus ``size /
-  MIN_TRANSFER_RATE`` for a blob), not only each read; a registry whose requests overrun their deadline
-  ``UNRESPONSIVE_AFTER`` times in a row is declared unresponsive and the rest of its requests fail at once,
-  so one frozen registry costs one deadline, not one per image;
+  MIN_TRANSFER_RATE`` for a blob), not only each read; the ``Breaker`` (``reconciler.registry.breaker``)
+  declares a registry whose requests overrun their deadline unresponsive, and the rest of its requests
+  fail at once, so one frozen registry costs one deadline, not one per image;
+* storage faults: 5xx answers to writes are counted (``write_faults``), so the client can read back what
+  such a registry acknowledges afterwards (``RegistryClient.put_manifest``);
 * bounded answers: everything read into memory is capped (``reconciler.registry.reply``);
 * ``map_exceptions``: the ONE place where foreign exceptions (httpx, ssl, timeouts) become the project's
   error tree, as httpx's own ``map_exceptions`` does (the table is ``reconciler.registry.errormap``); and
@@ -27,7 +29,6 @@ import asyncio
 import contextlib
 import contextvars
 import functools
-import logging
 import os
 import ssl
 import time
@@ -38,10 +39,11 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
 
-from reconciler.errors import AuthError, RegistryError, TransientRegistryError, UnresponsiveRegistryError
+from reconciler.errors import AuthError, RegistryError, TransientRegistryError
 from reconciler.model.redact import redact
 from reconciler.model.registryurl import normalize_registry_url
 from reconciler.registry.auth import Authenticator
+from reconciler.registry.breaker import Breaker
 from reconciler.registry.credentials import CredentialResolver, Credentials
 from reconciler.registry.errormap import foreign_error, status_error
 from reconciler.registry.reply import (
@@ -56,8 +58,6 @@ from reconciler.registry.reply import (
 from reconciler.registry.retry import RetryPolicy, with_retries
 from reconciler.registry.transport import REPLAYABLE, FastTransport
 
-log = logging.getLogger(__name__)
-
 DEFAULT_MAX_CONCURRENCY = 16
 """Requests in flight to one registry when neither the caller nor reconciler.yaml says otherwise."""
 DEFAULT_TIMEOUT_SECONDS = 60.0
@@ -66,8 +66,6 @@ DEFAULT_DEADLINE_SECONDS = 15.0
 """Upper bound of a whole request (head and body) that moves no blob; a blob transfer gets more, below."""
 MIN_TRANSFER_RATE = 256 * 1024
 """Bytes per second a blob transfer must sustain on average: its deadline grows by size / this rate."""
-UNRESPONSIVE_AFTER = 2
-"""Deadline overruns in a row after which a registry is taken as frozen for the rest of the session."""
 MAX_REDIRECTS = 5
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 USER_AGENT = "reconciler"
@@ -132,8 +130,10 @@ class RegistrySession:
         self._ca_bundle = ca_bundle
         self._auth = Authenticator(registry=self.host, credentials=credentials, insecure=insecure)
         self._slots = asyncio.Semaphore(max_concurrency)
-        self._overruns = 0
-        self._unresponsive: str | None = None
+        self._breaker = Breaker(self.name)
+        self.write_faults = 0
+        """5xx answers to writes (POST, PUT, PATCH) in this session: a registry whose storage failed once may
+        have kept an acknowledged write damaged (``RegistryClient.put_manifest`` reads back after one)."""
         verify: ssl.SSLContext | bool = True
         if ca_bundle is not None:
             verify = ssl.create_default_context(cafile=ca_bundle)
@@ -291,9 +291,7 @@ class RegistrySession:
         return redact(text, self._auth.secrets())
 
     @contextlib.contextmanager
-    def map_exceptions(
-        self, what: str, *, repository: str | None = None, digest: str | None = None
-    ) -> Iterator[None]:
+    def map_exceptions(self, what: str, *, repository: str | None = None, digest: str | None = None) -> Iterator[None]:
         """Foreign exceptions raised inside become the project's errors, naming registry, repository,
         digest and what was being done. The only place in the registry client that does this."""
         try:
@@ -302,27 +300,15 @@ class RegistrySession:
             raise
         except BaseException as exc:
             if isinstance(exc, TimeoutError | httpx.TimeoutException):
-                self._overruns += 1
-                if self._overruns >= UNRESPONSIVE_AFTER and self._unresponsive is None:
-                    self._unresponsive = f"{self._overruns} requests in a row got no answer in time"
-                    log.warning("registry %s declared unresponsive: %s", self.name, self._unresponsive)
+                self._breaker.overran()
             mapped = foreign_error(exc, what, scrub=self.scrub)
             if mapped is None:
                 raise
             kind, message = mapped
             raise kind(message, registry=self.name, repository=repository, digest=digest) from None
 
-    def _answered(self) -> None:
-        self._overruns = 0
-
     def _check_responsive(self, what: str, repository: str | None, digest: str | None) -> None:
-        if self._unresponsive is not None:
-            raise UnresponsiveRegistryError(
-                f"{what}: registry is not answering ({self._unresponsive}); skipped",
-                registry=self.name,
-                repository=repository,
-                digest=digest,
-            )
+        self._breaker.check(what, repository=repository, digest=digest)
 
     def deadline_for(self, size: int = 0) -> float:
         """Seconds a request moving ``size`` bytes of body may take, head to end."""
@@ -333,11 +319,13 @@ class RegistrySession:
         self, what: str, *, repository: str | None = None, digest: str | None = None, size: int = 0
     ) -> AsyncIterator[None]:
         """The body runs under this registry's deadline for ``size`` bytes, with foreign exceptions mapped.
-        Refuses at once when the registry was found unresponsive."""
+        Refuses at once when the registry was found unresponsive; a body that finishes in time tells the
+        breaker the registry is alive."""
         self._check_responsive(what, repository, digest)
         with self.map_exceptions(what, repository=repository, digest=digest):
             async with asyncio.timeout(self.deadline_for(size)):
                 yield
+        self._breaker.completed()
 
     async def error(
         self, response: httpx.Response, what: str, *, repository: str | None, digest: str | None
@@ -348,8 +336,10 @@ class RegistrySession:
         detail = ""
         with contextlib.suppress(httpx.HTTPError, OSError, TimeoutError):
             async with asyncio.timeout(self.deadline):
-                detail = self.scrub(error_detail(await read_head_of(response, MAX_ERROR_BODY_BYTES)))
+                detail = error_detail(await read_head_of(response, MAX_ERROR_BODY_BYTES), self.scrub)
         self.stats.errors += 1
+        if status >= 500 and response.request.method in ("POST", "PUT", "PATCH"):
+            self.write_faults += 1
         kind = status_error(status)
         message = f"{what}: HTTP {status}" + (f" ({detail})" if detail else "")
         where = {"registry": self.name, "repository": repository, "digest": digest, "status": status}
@@ -434,7 +424,6 @@ class RegistrySession:
             with self.map_exceptions(what, repository=repository, digest=digest):
                 response = await self._send(request)
             self.stats.seconds += time.monotonic() - started
-            self._answered()
             if response.status_code != 401:
                 self._auth.on_success()
                 return response

@@ -117,6 +117,8 @@ class _ResponseBody(httpx.AsyncByteStream):
             self._done = True
         except (OSError, asyncio.IncompleteReadError) as exc:
             raise httpx.ReadError(f"{type(exc).__name__}: {exc}") from exc
+        except asyncio.LimitOverrunError as exc:
+            raise httpx.RemoteProtocolError("chunked body: a chunk-size or trailer line without end") from exc
         except TimeoutError as exc:
             raise httpx.ReadTimeout("timed out reading the response body") from exc
         finally:
@@ -131,6 +133,8 @@ class _ResponseBody(httpx.AsyncByteStream):
                 size = int(line.split(b";", 1)[0].strip(), 16)
             except ValueError as exc:
                 raise httpx.RemoteProtocolError("bad chunk size line") from exc
+            if size < 0:  # read(-n) would read until the server closes, however much that is
+                raise httpx.RemoteProtocolError("bad chunk size line")
             if size == 0:
                 while True:  # trailers, then the blank line
                     async with asyncio.timeout(self._read_timeout):
@@ -269,6 +273,9 @@ class FastTransport(httpx.AsyncBaseTransport):
             except ValueError as exc:
                 connection.close()
                 raise httpx.RemoteProtocolError(f"bad Content-Length {length_text!r}") from exc
+            if length < 0:  # read(-n) would read until the server closes, however much that is
+                connection.close()
+                raise httpx.RemoteProtocolError(f"bad Content-Length {length_text!r}")
         else:
             length = None  # read until the server closes
         body = _ResponseBody(

@@ -1,15 +1,26 @@
-"""Blob uploads: cross-repository mount, monolithic upload, chunked upload, and the hashing pipe.
+"""Blob uploads: cross-repository mount, monolithic upload, split upload, chunked upload.
 
 ``BlobUploads`` writes blobs into one registry through its ``RegistrySession``. A mount is tried first when
 the caller names a repository of the same registry; when the registry declines (202), the session it
-opened is used for the upload. The upload is monolithic (POST, then one streaming PUT) unless asked for
-chunks or the registry refuses it (400/413/415), then PATCHes of ``max(chunk_size, OCI-Chunk-Min-Length)``.
+opened is used for the upload. Then, by how the bytes are held:
 
-The bytes go through ``UploadPipe``: hashed with the project's one ``DigestVerifier`` (in a worker thread,
-one block behind the network, so sha256 never stalls the event loop) with the LAST block held back until
-the hash is known good, so a blob whose bytes do not match its digest or size never completes in the
-target. An upload that fails after its session was opened cancels the session (DELETE), so an abandoned
-copy leaves nothing in the registry's ``_uploads``.
+* in memory (a config, a small layer): checked against digest and size, then one PUT;
+* streamed, larger than ``STREAM_TAIL_BYTES``: the SPLIT upload, one PATCH of everything but the last
+  ``STREAM_TAIL_BYTES``, then the closing PUT with those, sent only once the whole source was read and
+  verified (``reconciler.registry.pipe.SplitSource``). Why not one streaming PUT: when the source turns out
+  wrong mid-stream, a PUT is cut after the registry wrote part of it, and distribution 2.8 cannot cancel
+  such a session (its ``_state`` no longer matches what it wrote: "upload resumed at wrong offset", and the
+  DELETE leaves the files in ``_uploads`` until upload purging, a week later, filling the registry's disk).
+  After a complete PATCH the session's fresh ``_state`` cancels it cleanly. One request more per streamed
+  blob, nothing per small one; a registry that refuses the PATCH (405, 416, 501) gets one streaming PUT;
+* streamed, size unknown or small: one streaming PUT through ``UploadPipe`` (last block held back);
+* chunked (asked for, or the registry refused the above with 400/413/415): PATCHes of
+  ``max(chunk_size, OCI-Chunk-Min-Length)``.
+
+An upload that fails after its session was opened cancels the session (DELETE) with the session's latest
+location (each PATCH answer refreshes it), so an abandoned copy leaves nothing in the registry's
+``_uploads``, except when the registry itself failed mid-write (a full disk, a dropped connection): then
+only its upload purging reclaims the partial data.
 
 It never deletes a stored blob and never sends a byte it has not counted into the verifier.
 """
@@ -21,12 +32,14 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from urllib.parse import quote, urljoin
 
 from reconciler.errors import DigestMismatchError, ReconcilerError, RegistryError
 from reconciler.model.digest import DigestVerifier, is_valid_digest
 from reconciler.model.store import BlobOpener, ByteProgress, UploadOutcome
 from reconciler.registry.auth import repository_scope
+from reconciler.registry.pipe import SplitSource, UploadPipe
 from reconciler.registry.retry import with_retries
 from reconciler.registry.session import RegistrySession
 
@@ -34,11 +47,23 @@ log = logging.getLogger(__name__)
 
 STREAM_CHUNK_BYTES = 1024 * 1024
 """Bytes per piece when an in-memory blob is streamed."""
-UPLOAD_WRITE_BYTES = 256 * 1024
-"""Streamed uploads are written in pieces of about this size (memory per transfer: two of them)."""
+STREAM_TAIL_BYTES = 256 * 1024
+"""The last bytes of a streamed blob, held back until the whole source is verified (the split upload)."""
+BODY_REFUSED = frozenset({400, 413, 415})
+"""Statuses of a registry (or proxy) refusing a large request body: the upload starts over, chunked."""
+PATCH_REFUSED = frozenset({405, 416, 501})
+"""Statuses of a registry that does not take the split upload's PATCH: it starts over as one streaming PUT."""
 DEFAULT_PATCH_CHUNK_BYTES = 8 * 1024 * 1024
 """Bytes per PATCH of a chunked upload (raised to the registry's ``OCI-Chunk-Min-Length``)."""
 MAX_PATCH_CHUNK_BYTES = 32 * 1024 * 1024
+
+
+@dataclass(slots=True)
+class _Location:
+    """Where an upload session is now: the registry hands a fresh location (and ``_state``) with every
+    PATCH answer, and only the latest one can cancel the session."""
+
+    url: str
 
 
 def _with_query(url: str, name: str, value: str) -> str:
@@ -47,87 +72,18 @@ def _with_query(url: str, name: str, value: str) -> str:
     return f"{url}{separator}{quote(name, safe='')}={quote(value, safe='')}"
 
 
-class UploadPipe:
-    """Forwards chunks into a request body, hashing them, holding the last block back until the hash (and
-    the size, when known) is verified. When the content is wrong the body raises, and ``failure`` keeps the
-    error: an HTTP stack may wrap what a body iterator raises, and the uploader re-raises ``failure``
-    rather than digging through exception causes."""
-
-    def __init__(self, *, registry: str, repository: str, digest: str, size: int | None, verify: bool) -> None:
-        self._where = {"registry": registry, "repository": repository, "digest": digest}
-        self._verifier = DigestVerifier(digest, size) if verify else None
-        self._size = size if size is not None and size >= 0 else None
-        self.failure: DigestMismatchError | None = None
-
-    def _fail(self, message: str) -> DigestMismatchError:
-        self.failure = DigestMismatchError(f"{message}; upload aborted", **self._where)  # type: ignore[arg-type]
-        return self.failure
-
-    async def body(self, chunks: AsyncIterator[bytes], note: ByteProgress) -> AsyncIterator[bytes]:
-        verifier = self._verifier
-        hashing: asyncio.Future[None] | None = None
-
-        async def hash_block(block: bytes) -> None:
-            nonlocal hashing
-            if verifier is None:
-                return
-            if hashing is not None:
-                await hashing
-            hashing = asyncio.ensure_future(asyncio.to_thread(verifier.update, block))
-
-        held: bytes | None = None
-        pending: list[bytes] = []
-        pending_bytes = 0
-        total = 0
-        try:
-            async for chunk in chunks:
-                if not chunk:
-                    continue
-                total += len(chunk)
-                if self._size is not None and total > self._size:
-                    raise self._fail(f"more than the {self._size} bytes the descriptor says")
-                pending.append(chunk)
-                pending_bytes += len(chunk)
-                if pending_bytes < UPLOAD_WRITE_BYTES:
-                    continue
-                block = pending[0] if len(pending) == 1 else b"".join(pending)
-                pending, pending_bytes = [], 0
-                await hash_block(block)
-                if held is not None:
-                    yield held
-                    note(len(held))
-                held = block
-            if pending:
-                block = pending[0] if len(pending) == 1 else b"".join(pending)
-                await hash_block(block)
-                if held is not None:
-                    yield held
-                    note(len(held))
-                held = block
-            if hashing is not None:
-                await hashing
-        finally:
-            if hashing is not None and not hashing.done():
-                hashing.cancel()
-        if self._size is not None and total != self._size:
-            raise self._fail(f"{total} bytes, the descriptor says {self._size}")
-        if verifier is not None:
-            mismatch = verifier.mismatch()
-            if mismatch is not None:
-                raise self._fail(f"the bytes are {mismatch}")
-        if held is not None:
-            yield held
-            note(len(held))
-
-
 class BlobUploads:
     """Blob writes into the registry of ``session``."""
 
     def __init__(self, session: RegistrySession) -> None:
         self._session = session
 
-    async def _start(self, repository: str, digest: str, *, mount_from: str | None = None) -> str | None:
-        """POST an upload session; its location, or None when the POST mounted the blob (201)."""
+    async def _start(
+        self, repository: str, digest: str, *, mount_from: str | None = None, retry: bool = True
+    ) -> str | None:
+        """POST an upload session; its location, or None when the POST mounted the blob (201). ``retry``
+        False inside ``upload_blob``, whose own retry starts the attempt over (retrying here as well would
+        multiply the attempts: 5 x 5 POSTs per blob to a registry that answers 500)."""
         session = self._session
         scopes = [repository_scope(repository, "pull", "push")]
         params: dict[str, str] | None = None
@@ -144,6 +100,7 @@ class BlobUploads:
             digest=digest,
             params=params,
             headers={"Content-Length": "0"},
+            retry=retry,
         )
         assert reply is not None
         if reply.status == 201:
@@ -218,36 +175,48 @@ class BlobUploads:
             nonlocal mount
             if sent_total:
                 note(-sent_total)  # a retry starts over: rewind the progress of the failed attempt
-            started = await self._start(repository, digest, mount_from=mount)
+            started = await self._start(repository, digest, mount_from=mount, retry=False)
             if started is None:
                 return "mounted"
-            location: str = started
+            location = _Location(started)
             mount = None  # declined once: a retry uploads directly
+
+            async def start_over(exc: RegistryError, then: str) -> None:
+                log.info("upload refused by %s (%s): %s", session.name, exc.status, then)
+                if sent_total:
+                    note(-sent_total)
+                await self._cancel(location.url, repository, digest)
+                restarted = await self._start(repository, digest, retry=False)
+                assert restarted is not None
+                location.url = restarted
+
             try:
-                if not chunked:
+                split = not chunked
+                while not chunked:
                     try:
                         await self._put_monolithic(
                             location=location, repository=repository, digest=digest, content=content, size=size,
-                            note=note, verify=verify,
+                            note=note, verify=verify, split=split,
                         )  # fmt: skip
                         return "uploaded"
                     except RegistryError as exc:
-                        if exc.status not in (400, 413, 415) or isinstance(exc, DigestMismatchError):
+                        if isinstance(exc, DigestMismatchError):
                             raise
-                        log.info("monolithic upload refused by %s (%s): chunked", session.name, exc.status)
-                        if sent_total:
-                            note(-sent_total)
-                        await self._cancel(location, repository, digest)
-                        restarted = await self._start(repository, digest)
-                        assert restarted is not None
-                        location = restarted
+                        if split and exc.status in PATCH_REFUSED:  # a registry without PATCH: one streaming PUT
+                            await start_over(exc, "one streaming PUT")
+                            split = False
+                            continue
+                        if exc.status not in BODY_REFUSED:
+                            raise
+                        await start_over(exc, "chunked")
+                        break
                 await self._put_chunked(
                     location=location, repository=repository, digest=digest, content=content, size=size, note=note,
                     verify=verify, chunk_size=chunk_size,
                 )  # fmt: skip
                 return "uploaded"
             except BaseException:
-                await asyncio.shield(self._cancel(location, repository, digest))
+                await asyncio.shield(self._cancel(location.url, repository, digest))
                 raise
 
         return await with_retries(session.retry, attempt, what=f"upload blob {digest} to {session.name}/{repository}")
@@ -271,20 +240,33 @@ class BlobUploads:
     async def _put_monolithic(
         self,
         *,
-        location: str,
+        location: _Location,
         repository: str,
         digest: str,
         content: bytes | BlobOpener,
         size: int | None,
         note: ByteProgress,
         verify: bool,
+        split: bool = True,
     ) -> None:
+        """One PUT of the whole blob, or (``split``, a streamed blob large enough) the split upload."""
         session = self._session
+        if (
+            split
+            and not isinstance(content, bytes)
+            and size is not None
+            and size - STREAM_TAIL_BYTES >= max(1, session.chunk_min)
+        ):
+            await self._put_split(
+                location=location, repository=repository, digest=digest, content=content, size=size, note=note,
+                verify=verify,
+            )  # fmt: skip
+            return
         what = "PUT blob"
         headers = {"Content-Type": "application/octet-stream"}
         if size is not None and size >= 0:
             headers["Content-Length"] = str(size)
-        url = _with_query(location, "digest", digest)
+        url = _with_query(location.url, "digest", digest)
         scopes = [repository_scope(repository, "pull", "push")]
         if isinstance(content, bytes):
             # Already in memory (a small blob): checked here, then sent with its headers in one write.
@@ -329,6 +311,56 @@ class BlobUploads:
                 raise
         self._check_stored(stored, repository, digest)
 
+    async def _put_split(
+        self,
+        *,
+        location: _Location,
+        repository: str,
+        digest: str,
+        content: BlobOpener,
+        size: int,
+        note: ByteProgress,
+        verify: bool,
+    ) -> None:
+        """One PATCH of all but the last ``STREAM_TAIL_BYTES``, then the closing PUT with those once the
+        whole source was read and verified (see the module docstring)."""
+        session = self._session
+        scopes = [repository_scope(repository, "pull", "push")]
+        head_size = size - STREAM_TAIL_BYTES
+        what = "PATCH blob"
+        async with self._open(content) as chunks:
+            source = SplitSource(
+                chunks, registry=session.name, repository=repository, digest=digest, size=size, head_size=head_size,
+                verify=verify,
+            )  # fmt: skip
+            headers = {
+                "Content-Type": "application/octet-stream",
+                "Content-Range": f"0-{head_size - 1}",
+                "Content-Length": str(head_size),
+            }
+            async with session.slot(), session.guarded(what, repository=repository, digest=digest, size=head_size):
+                response = await session.exchange(
+                    "PATCH", location.url, scopes=scopes, what=what, repository=repository, digest=digest,
+                    headers=headers, content=source.head(note), replayable=False,
+                )  # fmt: skip
+                try:
+                    if response.status_code not in (202, 204):
+                        raise await session.error(response, what, repository=repository, digest=digest)
+                    moved = response.headers.get("location")
+                    if moved:
+                        location.url = urljoin(str(response.request.url), moved)
+                finally:
+                    await response.aclose()
+            tail = await source.tail()
+        reply = await session.request(
+            "PUT", _with_query(location.url, "digest", digest), scopes=scopes, what="PUT blob (close upload)",
+            ok=(201, 204), repository=repository, digest=digest, content=tail, retry=False,
+            headers={"Content-Type": "application/octet-stream", "Content-Length": str(len(tail))},
+        )  # fmt: skip
+        assert reply is not None
+        self._check_stored(reply.headers.get("docker-content-digest"), repository, digest)
+        note(len(tail))
+
     def _check_stored(self, stored: str | None, repository: str, digest: str) -> None:
         same_algorithm = stored is not None and stored.split(":", 1)[0] == digest.split(":", 1)[0]
         if stored and is_valid_digest(stored) and same_algorithm and stored != digest:
@@ -342,7 +374,7 @@ class BlobUploads:
     async def _put_chunked(
         self,
         *,
-        location: str,
+        location: _Location,
         repository: str,
         digest: str,
         content: bytes | BlobOpener,
@@ -357,10 +389,10 @@ class BlobUploads:
         offset = 0
 
         async def patch(data: bytes) -> None:
-            nonlocal location, offset
+            nonlocal offset
             reply = await session.request(
                 "PATCH",
-                location,
+                location.url,
                 scopes=scopes,
                 what="PATCH blob chunk",
                 ok=(202, 204),
@@ -379,7 +411,7 @@ class BlobUploads:
             note(len(data))
             next_location = reply.headers.get("location")
             if next_location:
-                location = urljoin(str(reply.url), next_location)
+                location.url = urljoin(str(reply.url), next_location)
 
         def uncounted(_: int) -> None:
             return None  # bytes are counted per PATCH above, not per chunk read
@@ -396,7 +428,7 @@ class BlobUploads:
                 await patch(bytes(buffer))
         reply = await session.request(
             "PUT",
-            _with_query(location, "digest", digest),
+            _with_query(location.url, "digest", digest),
             scopes=scopes,
             what="PUT blob (close upload)",
             ok=(201, 204),

@@ -53,11 +53,15 @@ class ServerCertificate:
 
 
 def server_certificate(
-    directory: Path, *, common_name: str = "reconciler test server", valid_for: dt.timedelta = dt.timedelta(hours=1)
+    directory: Path,
+    *,
+    common_name: str = "reconciler test server",
+    valid_for: dt.timedelta = dt.timedelta(hours=1),
+    ip_addresses: tuple[str, ...] = ("127.0.0.1",),
 ) -> ServerCertificate:
-    """Write ``server.pem`` and ``server.key`` (P-256) for ``127.0.0.1`` into ``directory``."""
+    """Write ``server.pem`` and ``server.key`` (P-256) for ``ip_addresses`` (127.0.0.1) into ``directory``."""
     key = ec.generate_private_key(ec.SECP256R1())
-    certificate = self_signed_ca(key, common_name, valid_for=valid_for, ip_addresses=("127.0.0.1",))
+    certificate = self_signed_ca(key, common_name, valid_for=valid_for, ip_addresses=ip_addresses)
     directory.mkdir(parents=True, exist_ok=True)
     cert_path, key_path = directory / "server.pem", directory / "server.key"
     cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))

@@ -57,6 +57,7 @@ class FakeRegistry:
     """Refuse a PUT carrying more than this many bytes with 413 (as some proxies do)."""
     chunk_min: int | None = None
     """Announce ``OCI-Chunk-Min-Length`` on upload sessions."""
+    sessions_opened: int = 0
 
     def transport(self) -> httpx.MockTransport:
         """The fake in process: pass as ``RegistryClient(transport=...)``."""
@@ -101,7 +102,8 @@ class FakeRegistry:
 
     def _upload(self, request: Request, repo: str, session: str) -> Response:
         if request.method == "POST":
-            session = f"session-{len(self.sessions) + 1}"
+            self.sessions_opened += 1  # never reuse an id: a finished session's number could name a live one
+            session = f"session-{self.sessions_opened}"
             self.sessions[session] = bytearray()
             headers = {"Location": f"/v2/{repo}/blobs/uploads/{session}?_state=x"}
             if self.chunk_min is not None:

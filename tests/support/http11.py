@@ -163,11 +163,21 @@ ConnectionHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Await
 class Listener:
     """Accepts connections on ``127.0.0.1:<kernel-chosen port>`` in its own asyncio loop (a daemon thread)
     and runs ``on_connection`` for each. ``down()`` closes the port and every open connection; ``up()``
-    listens again on the same port. ``stop()`` cancels whatever is still running (a hung answer too)."""
+    listens again on the same port. ``stop()`` cancels whatever is still running (a hung answer too).
+
+    ``address`` is for one case only: a test that runs in its own network namespace (``unshare -n``) and
+    needs a NON-loopback address there (a token realm on ``10.200.0.1``); everything else stays on
+    127.0.0.1, and no test ever listens on an address of the machine's real network."""
 
     def __init__(
-        self, on_connection: ConnectionHandler, *, ssl_context: ssl.SSLContext | None = None, name: str = "loopback"
+        self,
+        on_connection: ConnectionHandler,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        name: str = "loopback",
+        address: str = LOOPBACK,
     ) -> None:
+        self._address = address
         self._on_connection = on_connection
         self._ssl = ssl_context
         self.name = name
@@ -224,11 +234,11 @@ class Listener:
 
     @property
     def url(self) -> str:
-        return f"{'https' if self._ssl else 'http'}://{LOOPBACK}:{self.port}"
+        return f"{'https' if self._ssl else 'http'}://{self._address}:{self.port}"
 
     async def _listen(self, port: int) -> None:
         self._server = await asyncio.start_server(
-            self._accept, LOOPBACK, port, ssl=self._ssl, limit=HEAD_LIMIT, reuse_address=True
+            self._accept, self._address, port, ssl=self._ssl, limit=HEAD_LIMIT, reuse_address=True
         )
         self._port = self._server.sockets[0].getsockname()[1]
 

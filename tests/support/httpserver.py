@@ -283,8 +283,17 @@ class LoopbackServer:
     while the server runs. ``tls``: True for a fresh certificate (``ca_bundle`` names it), or a
     :class:`ServerCertificate`. A context manager, or ``start()`` / ``stop()``."""
 
-    def __init__(self, handler: Handler, *, tls: bool | ServerCertificate = False, name: str = "loopback") -> None:
+    def __init__(
+        self,
+        handler: Handler,
+        *,
+        tls: bool | ServerCertificate = False,
+        name: str = "loopback",
+        address: str = LOOPBACK,
+    ) -> None:
         self.handler = handler
+        self.address = address
+        """127.0.0.1; another address only inside a private network namespace (see ``Listener``)."""
         self.name = name
         self._tls = tls
         self.certificate: ServerCertificate | None = tls if isinstance(tls, ServerCertificate) else None
@@ -307,7 +316,7 @@ class LoopbackServer:
             self.certificate = server_certificate(self._own_dir)
         context = self.certificate.server_context() if self.certificate else None
         self._thawed = asyncio.Event()
-        self._listener = Listener(self._serve, ssl_context=context, name=self.name)
+        self._listener = Listener(self._serve, ssl_context=context, name=self.name, address=self.address)
         self._listener.start()
         self._listener.call(self._set_thawed(True))
         return self
@@ -343,7 +352,7 @@ class LoopbackServer:
 
     @property
     def host(self) -> str:
-        return f"{LOOPBACK}:{self.port}"
+        return f"{self.address}:{self.port}"
 
     @property
     def url(self) -> str:
