@@ -100,6 +100,13 @@ def controller(
     retry_max: Annotated[
         str, typer.Option("--retry-max", metavar="DURATION", help="Longest backoff of an image.")
     ] = "10m",
+    retention: Annotated[
+        bool,
+        typer.Option(
+            "--retention/--no-retention",
+            help="Retire undeclared versions (archive, delete, destroy) in full passes; shard 0 only (default).",
+        ),
+    ] = True,
 ) -> None:
     """Run the reconcile loop: fetch or watch the desired state, reconcile what changed, serve status.
 
@@ -126,6 +133,7 @@ def controller(
         "concurrency": concurrency,
         "retry_base": retry_base,
         "retry_max": retry_max,
+        "retention": retention,
     }
     environment = {**os.environ, OPTIONS_ENV: json.dumps(raw)}
     sys.stdout.flush()

@@ -344,6 +344,7 @@ class Controller:
                 insecure=self.options.insecure,
                 concurrency=self.options.concurrency,
                 stopping=self._stop_writes,
+                retention=full and self.options.runs_retention,
             )
             current = target is self._target  # else a newer commit arrived meanwhile: it runs them again
             if full:

@@ -87,6 +87,14 @@ class ControllerOptions:
     concurrency: int
     retry_base: float
     retry_max: float
+    retention: bool = True
+    """Retire undeclared versions in full passes (first load, every resync): see ``runs_retention``."""
+
+    @property
+    def runs_retention(self) -> bool:
+        """Retention runs on shard 0 only (or unsharded): ``max_bytes`` is environment-wide, so one replica
+        looks at whole environments; the other shards only promote (and restore) their images."""
+        return self.retention and (self.shard is None or self.shard.index == 0)
 
     @property
     def listen(self) -> str:
@@ -194,4 +202,5 @@ def options_from_raw(raw: Mapping[str, object], environ: Mapping[str, str] | Non
         concurrency=concurrency,
         retry_base=retry_base,
         retry_max=retry_max,
+        retention=bool(raw.get("retention", True)),
     )

@@ -64,8 +64,10 @@ async def run_pass(
     insecure: bool,
     concurrency: int,
     stopping: asyncio.Event,
+    retention: bool = False,
 ) -> PassOutcome:
-    """Observe, plan and apply ``desired`` for the images ``images`` accepts."""
+    """Observe, plan and apply ``desired`` for the images ``images`` accepts; with ``retention``, also retire
+    undeclared versions of the selected environments (archive, delete, destroy)."""
     started = time.monotonic()
     pool = RegistryPool(desired.config, root=desired.root, insecure=insecure, referrers=True)
     traffic: dict[str, RegistryTraffic] = {}
@@ -78,6 +80,8 @@ async def run_pass(
             audit=audit,
             apply_concurrency=concurrency,
             images=images,
+            retention=retention,
+            may_start=lambda: not stopping.is_set(),
         )
     except asyncio.CancelledError:
         raise

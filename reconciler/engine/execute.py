@@ -38,6 +38,7 @@ from reconciler.model.plan import LIFECYCLE_KINDS, Action, ActionKind, ConflictR
 from reconciler.model.store import CopyProgress
 
 DEFAULT_APPLY_CONCURRENCY = 16
+_STOPPING = "not started: the run is stopping (the next run does it)"
 
 __all__ = ["DEFAULT_APPLY_CONCURRENCY", "ActionResult", "ApplyProgress", "Cause", "Outcome", "execute", "planned_cause"]
 
@@ -99,9 +100,12 @@ async def execute(
     on_start: Callable[[Action], None] | None = None,
     on_result: ResultCallback | None = None,
     lifecycle: LifecyclePerformer | None = None,
+    may_start: Callable[[], bool] | None = None,
 ) -> list[ActionResult]:
     """Run every action of ``plan``; return one result per action, in plan order. ``on_start`` hears of a
-    write right before it starts (the audit's intent record), ``on_result`` of every result."""
+    write right before it starts (the audit's intent record), ``on_result`` of every result. ``may_start``
+    is asked right before each write starts: False (a controller shutting down) records it as skipped,
+    temporary, without an intent, and writes nothing."""
     slots = asyncio.Semaphore(max(1, concurrency))
     finished: dict[int, asyncio.Future[bool]] = {
         action.id: asyncio.get_running_loop().create_future() for action in plan
@@ -153,6 +157,9 @@ async def execute(
             record(ActionResult(action, Outcome.FAILED, planned_cause(action)))
             return
         async with slots:
+            if may_start is not None and not may_start():
+                record(ActionResult(action, Outcome.SKIPPED, Cause(_STOPPING, temporary=True, kind="stopped")))
+                return
             started = time.monotonic()
             if on_start is not None:
                 on_start(action)

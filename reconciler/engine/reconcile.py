@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, cast
@@ -109,13 +109,17 @@ async def reconcile_pass(
     images: ImageFilter | None = None,
     retention: bool = False,
     today: date | None = None,
+    may_start: Callable[[], bool] | None = None,
 ) -> PassReport:
     """Observe the registries, plan, and (unless ``dry_run``) execute and audit every action.
 
     ``only`` restricts the pass to some environments (KeyError-free: unknown names raise
     ``ReconcilerError`` naming them), ``images`` to some images (a controller's shard, or the images due
     for a retry). ``progress`` receives the action count, each result and the blob
-    transfers (the CLI draws bars from it).
+    transfers (the CLI draws bars from it). ``retention`` adds the lifecycle actions (archive, delete,
+    destroy) for the selected environments, source ones included, as of ``today`` (default: the UTC
+    date); a RESTORE is planned whenever the archive store holds a declared digest no registry has.
+    ``may_start`` is asked before each write (see ``execute``): a controller stops starting writes with it.
     """
     try:
         selected_environments(desired, only)
@@ -179,6 +183,7 @@ async def reconcile_pass(
             on_start=journal.intent,
             on_result=on_result,
             lifecycle=runner,
+            may_start=may_start,
         )
         if runner is not None and lifecycle is not None:
             lifecycle = dataclasses.replace(lifecycle, garbage=await runner.finish())
