@@ -107,6 +107,13 @@ def controller(
             help="Retire undeclared versions (archive, delete, destroy) in full passes; shard 0 only (default).",
         ),
     ] = True,
+    deep_resync: Annotated[
+        bool,
+        typer.Option(
+            "--deep-resync",
+            help="Full passes read every in-sync image back (manifests, children, blob sizes), as plan --deep.",
+        ),
+    ] = False,
 ) -> None:
     """Run the reconcile loop: fetch or watch the desired state, reconcile what changed, serve status.
 
@@ -134,6 +141,7 @@ def controller(
         "retry_base": retry_base,
         "retry_max": retry_max,
         "retention": retention,
+        "deep_resync": deep_resync,
     }
     environment = {**os.environ, OPTIONS_ENV: json.dumps(raw)}
     sys.stdout.flush()

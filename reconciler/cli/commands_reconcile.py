@@ -33,6 +33,14 @@ if TYPE_CHECKING:
     from reconciler.source import DesiredStateTree
 
 
+DeepOption = Annotated[
+    bool,
+    typer.Option(
+        "--deep",
+        help="Also read every in-sync image back (manifests, children, blob sizes): finds what a registry "
+        "acknowledged and did not keep. One GET per manifest and one HEAD per blob.",
+    ),
+]
 RetentionOption = Annotated[
     bool,
     typer.Option(
@@ -86,6 +94,7 @@ def _run_pass(
     json_log: bool = False,
     referrers: bool = True,
     retention: bool = True,
+    deep: bool = False,
 ) -> PassReport:
     import asyncio
 
@@ -107,6 +116,7 @@ def _run_pass(
                 apply_concurrency=concurrency,
                 progress=bars if bars.enabled else None,
                 retention=retention,
+                deep=deep,
             )
         finally:
             await pool.aclose()
@@ -178,6 +188,7 @@ def plan(
     cache_dir: CacheOption = None,
     trusted_base: TrustedBaseOption = None,
     retention: RetentionOption = True,
+    deep: DeepOption = False,
 ) -> None:
     """Observe the registries and print what apply would do (nothing is written)."""
     from reconciler.report.passes import lifecycle_lines, plan_lines, plan_markdown, report_to_dict, summary_line
@@ -188,11 +199,11 @@ def plan(
         source, desired = _load(directory, repo, ref, cache_dir)
         enforce_trust(source, desired, trusted_base=trusted_base, points=TrustedPoints())
         return source, _run_pass(
-            desired, only=env, dry_run=True, insecure=insecure, concurrency=1, retention=retention
+            desired, only=env, dry_run=True, insecure=insecure, concurrency=1, retention=retention, deep=deep
         )
 
     source, report = _guarded("plan", output, body)
-    unreachable = [a for a in report.plan if a.kind.value == "unreachable"]
+    unreachable = [a for a in report.plan if a.kind.value in ("unreachable", "damaged")]
     pending = not report.plan.is_empty
     status = "failed" if unreachable else ("changes" if pending else "in-sync")
     if output is OutputFormat.json:
@@ -255,6 +266,7 @@ def apply(
     cache_dir: CacheOption = None,
     trusted_base: TrustedBaseOption = None,
     retention: RetentionOption = True,
+    deep: DeepOption = False,
 ) -> None:
     """Observe, plan and execute: copy, retag and move tags until the registries match the desired state,
     then retire what retention says (archive, delete, destroy)."""
@@ -286,6 +298,7 @@ def apply(
             json_log=json_log,
             referrers=referrers,
             retention=retention,
+            deep=deep,
         )
         remember(source, trust, points)  # the checked head is the next run's trusted point
         return source, report

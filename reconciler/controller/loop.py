@@ -345,6 +345,7 @@ class Controller:
                 concurrency=self.options.concurrency,
                 stopping=self._stop_writes,
                 retention=full and self.options.runs_retention,
+                deep=full and self.options.deep_resync,
             )
             current = target is self._target  # else a newer commit arrived meanwhile: it runs them again
             if full:

@@ -88,6 +88,9 @@ class ControllerOptions:
     retry_base: float
     retry_max: float
     retention: bool = True
+    deep_resync: bool = False
+    """Full passes read every in-sync image back (``plan --deep``): finds what a registry acknowledged and
+    lost, at one GET per manifest and one HEAD per blob per resync."""
     """Retire undeclared versions in full passes (first load, every resync): see ``runs_retention``."""
 
     @property
@@ -203,4 +206,5 @@ def options_from_raw(raw: Mapping[str, object], environ: Mapping[str, str] | Non
         retry_base=retry_base,
         retry_max=retry_max,
         retention=bool(raw.get("retention", True)),
+        deep_resync=_flag(raw, "deep_resync"),
     )

@@ -65,6 +65,7 @@ async def run_pass(
     concurrency: int,
     stopping: asyncio.Event,
     retention: bool = False,
+    deep: bool = False,
 ) -> PassOutcome:
     """Observe, plan and apply ``desired`` for the images ``images`` accepts; with ``retention``, also retire
     undeclared versions of the selected environments (archive, delete, destroy)."""
@@ -81,6 +82,7 @@ async def run_pass(
             apply_concurrency=concurrency,
             images=images,
             retention=retention,
+            deep=deep,
             may_start=lambda: not stopping.is_set(),
         )
     except asyncio.CancelledError:

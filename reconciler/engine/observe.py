@@ -15,12 +15,12 @@ other images carry on. This module never writes to a registry.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Collection, Iterable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
+from typing import Protocol, TypeVar, cast
 
 from reconciler.engine.access import RegistryAccess
-from reconciler.engine.plan import ImageFilter, manifest_lookups, tag_lookups
-from reconciler.errors import NotFoundError, RegistryError, cause_of
+from reconciler.engine.plan import ImageFilter, manifest_lookups, tag_lookups, targets
+from reconciler.errors import NotFoundError, ReconcilerError, RegistryError, cause_of
 from reconciler.model.desired import DesiredState
 from reconciler.model.observed import ManifestKey, ObservedState, TagKey
 from reconciler.model.outcome import Cause
@@ -95,6 +95,35 @@ async def _resolve_tags(
     return tags, errors, empty, len(probes) + len(unlisted) + len(rest)
 
 
+class DeepAccess(Protocol):
+    async def verify_image(self, registry: str, repository: str, tag: str, expected: str) -> Sequence[str]:
+        """What is wrong with the image ``tag`` names, as the registry serves it ([] when whole)."""
+        ...
+
+
+async def _read_back(
+    desired: DesiredState,
+    access: RegistryAccess,
+    tags: dict[TagKey, str | None],
+    *,
+    only: Collection[str] | None,
+    images: ImageFilter | None,
+    concurrency: int,
+) -> tuple[dict[TagKey, tuple[str, ...]], dict[TagKey, Cause]]:
+    """Deep: read every in-sync image back (manifest, children, every blob's size)."""
+    verify = getattr(access, "verify_image", None)
+    if verify is None:
+        raise ReconcilerError("a deep observation needs registry access that can read images back")
+    deep = cast(DeepAccess, access)
+    in_sync = {t.tag_key: t.pin.digest for t in targets(desired, only, images) if tags.get(t.tag_key) == t.pin.digest}
+
+    async def check(key: TagKey) -> tuple[str, ...]:
+        return tuple(await deep.verify_image(key.registry, key.repository, key.tag, in_sync[key]))
+
+    found, errors = await _pool(in_sync, check, concurrency)
+    return {key: problems for key, problems in found.items() if problems}, errors
+
+
 async def observe(
     desired: DesiredState,
     access: RegistryAccess,
@@ -102,7 +131,11 @@ async def observe(
     *,
     concurrency: int = DEFAULT_OBSERVE_CONCURRENCY,
     images: ImageFilter | None = None,
+    deep: bool = False,
 ) -> ObservedState:
+    """What the planner needs (module docstring). ``deep`` also reads every in-sync image back (its
+    manifest, children and each blob's size: one GET per manifest and one HEAD per blob), to find what a
+    registry acknowledged and did not keep; a resync's check, not every pass's."""
     tags, tag_errors, tagless, requests = await _resolve_tags(tag_lookups(desired, only, images), access, concurrency)
 
     async def lookup(key: ManifestKey) -> bool:
@@ -116,4 +149,10 @@ async def observe(
     errors: dict[TagKey | ManifestKey, Cause] = dict(tag_errors.items())
     errors.update(manifest_errors.items())
     requests += len(wanted)
-    return ObservedState(tags=tags, manifests=manifests, errors=errors, requests=requests)
+    damaged: dict[TagKey, tuple[str, ...]] = {}
+    if deep:
+        damaged, deep_errors = await _read_back(
+            desired, access, tags, only=only, images=images, concurrency=concurrency
+        )
+        errors.update(deep_errors.items())
+    return ObservedState(tags=tags, manifests=manifests, errors=errors, requests=requests, damaged=damaged)

@@ -228,6 +228,16 @@ def plan(
             )
             continue
         current = observed.tag_digest(target.tag_key)
+        damage = observed.damaged.get(target.tag_key)
+        if current == target.pin.digest and damage:
+            shown = "; ".join(damage[:3]) + (f" (and {len(damage) - 3} more)" if len(damage) > 3 else "")
+            failed[target.manifest_key] = add(
+                target,
+                ActionKind.DAMAGED,
+                reason=f"the registry does not serve the whole image: {shown}; repair its storage "
+                "(it acknowledged writes it did not keep), then delete the tag so apply copies it again",
+            )
+            continue
         if current == target.pin.digest:
             in_sync += 1
             continue

@@ -110,6 +110,7 @@ async def reconcile_pass(
     retention: bool = False,
     today: date | None = None,
     may_start: Callable[[], bool] | None = None,
+    deep: bool = False,
 ) -> PassReport:
     """Observe the registries, plan, and (unless ``dry_run``) execute and audit every action.
 
@@ -119,6 +120,7 @@ async def reconcile_pass(
     transfers (the CLI draws bars from it). ``retention`` adds the lifecycle actions (archive, delete,
     destroy) for the selected environments, source ones included, as of ``today`` (default: the UTC
     date); a RESTORE is planned whenever the archive store holds a declared digest no registry has.
+    ``deep`` reads every in-sync image back (DAMAGED when the registry lost part of it).
     ``may_start`` is asked before each write (see ``execute``): a controller stops starting writes with it.
     """
     try:
@@ -133,7 +135,7 @@ async def reconcile_pass(
     if keep_manifests is not None:
         keep_manifests(not dry_run)
     started = time.monotonic()
-    observed = await observe(desired, access, only, concurrency=observe_concurrency, images=images)
+    observed = await observe(desired, access, only, concurrency=observe_concurrency, images=images, deep=deep)
     store = open_store(desired)
     archived, store_problem = await restorable(desired, store)
     if archived:

@@ -290,6 +290,12 @@ class RegistryPool:
         except NotFoundError:
             return None
 
+    async def verify_image(self, registry: str, repository: str, tag: str, expected: str) -> list[str]:
+        """What is wrong with the image ``tag`` names as the registry serves it ([] when whole): a deep
+        observation's read-back (``RegistryClient.verify_image``)."""
+        problems = await self.client(registry).verify_image(repository, tag, expected=expected)
+        return [str(problem) for problem in problems]
+
     def request_count(self) -> int:
         return sum(c.stats.requests for c in self._clients.values())
 

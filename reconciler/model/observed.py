@@ -47,6 +47,9 @@ class ObservedState:
     errors: Mapping[TagKey | ManifestKey, Cause] = field(default_factory=dict)
     requests: int | None = None
     """Requests the observation sent, when it answered some keys without one (from a tags list)."""
+    damaged: Mapping[TagKey, tuple[str, ...]] = field(default_factory=dict)
+    """In-sync tags a deep observation read back and found broken (a child manifest answering 500, a
+    blob missing or of the wrong size): each with what is wrong. Empty unless the observation was deep."""
     archived: Mapping[str, str] = field(default_factory=dict)
     """Digest -> the archive store entry holding it (``p/app:20261127_01``), for the digests the desired
     state declares; empty without an archive store. What a RESTORE copies back from."""

@@ -28,6 +28,10 @@ class ActionKind(StrEnum):
     """The digest is found nowhere it may come from: this image fails, the others go on."""
     UNREACHABLE = "unreachable"
     """A registry this image needs could not be observed (down, auth failure): this image fails."""
+    DAMAGED = "damaged"
+    """A deep observation read the in-sync image back and the registry does not serve all of it (it
+    acknowledged writes it did not keep): nothing to write (the registry says the parts exist); the
+    registry's storage needs repair. ``reason`` names what is broken."""
     REFUSED = "refused"
     """A policy gate refused the image (its evidence in ``reason``): it is never copied; the refusal is
     audited. Actions that could only receive the image through it are refused with it."""
@@ -105,7 +109,7 @@ class Action:
     @property
     def fails(self) -> bool:
         """True when this action can only end as a failure of its image (nothing to execute)."""
-        if self.kind in (ActionKind.MISSING, ActionKind.UNREACHABLE, ActionKind.REFUSED):
+        if self.kind in (ActionKind.MISSING, ActionKind.UNREACHABLE, ActionKind.REFUSED, ActionKind.DAMAGED):
             return True
         return self.kind is ActionKind.CONFLICT and self.resolution is ConflictResolution.REFUSED
 

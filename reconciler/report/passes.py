@@ -73,6 +73,7 @@ def summary(plan: Plan) -> dict[str, int]:
         "refused": refused,
         "missing": counts["missing"],
         "unreachable": counts["unreachable"],
+        "damaged": counts["damaged"],
         "refused_by_policy": counts["refused"],
         "archive": counts["archive"],
         "delete": counts["delete"],
@@ -99,6 +100,8 @@ def summary_line(plan: Plan) -> str:
         parts.append(f"{s['missing']} missing")
     if s["unreachable"]:
         parts.append(f"{s['unreachable']} unreachable")
+    if s["damaged"]:
+        parts.append(f"{s['damaged']} damaged in the registry")
     if s["refused_by_policy"]:
         parts.append(f"{s['refused_by_policy']} refused by policy")
     if s["restore"]:

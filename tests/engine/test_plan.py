@@ -295,3 +295,24 @@ def test_a_skipped_stage_is_named_with_the_fix() -> None:
     assert f"{API}:{TAG} skips stage 's2'" in prod_a.reason
     assert "promote it to s2 first (environments/s2.yaml)" in prod_a.reason
     assert "#" not in prod_a.reason
+
+
+def test_a_damaged_in_sync_image_fails_with_what_is_broken_and_downstream_does_not_copy_from_it() -> None:
+    desired = full_chain((API,))
+    world = seeded_dev()
+    world.execute(plan(desired, world.observe(desired)))
+    observed = world.observe(desired)
+    broken = TagKey("test", "t/payments/api", TAG)
+    damaged = ObservedState(
+        tags=observed.tags,
+        manifests=observed.manifests,
+        damaged={broken: ("t/payments/api@sha256:abc: child manifest cannot be read back (500)",)},
+    )
+    result = plan(desired, damaged)
+    [action] = result.actions
+    assert (action.kind, action.environment) == (ActionKind.DAMAGED, "t")
+    assert action.fails
+    assert not action.writes
+    assert "child manifest cannot be read back" in action.reason
+    assert "repair its storage" in action.reason
+    assert result.in_sync == 4

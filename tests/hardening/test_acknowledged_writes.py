@@ -8,7 +8,7 @@ registry answers with 500 forever. Now the registry client counts 5xx answers to
 registry has failed one in a session it reads back every manifest it acknowledges afterwards (GET by
 digest, children, and the size of every blob); an image that does not read back whole fails its copy
 BEFORE its tag is written, naming the broken manifest. ``RegistryClient.verify_image`` is the same check
-for images already in a registry (the engine's ``plan --deep``, still to be built, is to use it).
+for images already in a registry (``plan --deep`` uses it).
 
 The registry is real, its storage a 3 MiB tmpfs; a relay in front of it fills the disk the moment the
 first child manifest of payments/api is PUT, and frees it as soon as the registry has answered that PUT:
@@ -188,15 +188,13 @@ def test_plan_in_sync_hides_the_damage_until_a_deep_plan_reads_it_back(damaged: 
     assert json.loads(shallow.stdout)["status"] == "in-sync", str(shallow)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs engine change: `plan --deep` (observe: RegistryClient.verify_image for every in-sync tag)",
-)
 def test_a_deep_plan_reports_the_damaged_in_sync_image(damaged: Damaged) -> None:
     deep = run(["plan", str(damaged.root), "-o", "json", "--env", "t", "--deep"], env=cli_env(damaged.home))
     assert deep.code == ExitCode.FAILURE, str(deep)
     document = json.loads(deep.stdout)
-    assert any(a["image"] == API[0] and a["environment"] == "t" for a in document["actions"]), str(deep)
+    [damaged_action] = [a for a in document["actions"] if a["image"] == API[0] and a["environment"] == "t"]
+    assert damaged_action["kind"] == "damaged", str(deep)
+    assert "repair its storage" in damaged_action["reason"]
 
 
 def _copy_into(target: FakeRegistry) -> None:
