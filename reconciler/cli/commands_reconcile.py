@@ -209,10 +209,10 @@ def plan(
     if output is OutputFormat.json:
         emit_json(envelope("plan", status, source=_source_dict(source), **report_to_dict(report)))
     elif output is OutputFormat.markdown:
-        typer.echo(plan_markdown(report.plan, _heading(source, report)), nl=False)
+        typer.echo(plan_markdown(report.plan, _heading(source, report), report.referrers), nl=False)
     else:
         typer.echo(_heading(source, report))
-        for line in plan_lines(report.plan):
+        for line in plan_lines(report.plan, report.referrers):
             typer.echo(line)
         for line in lifecycle_lines(report.lifecycle):
             typer.echo(line)

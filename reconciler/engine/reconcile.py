@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, cast
 
@@ -28,6 +28,7 @@ from reconciler.engine.lifecycle import with_lifecycle
 from reconciler.engine.observe import DEFAULT_OBSERVE_CONCURRENCY, observe
 from reconciler.engine.plan import ImageFilter, selected_environments
 from reconciler.engine.plan import plan as make_plan
+from reconciler.engine.travellers import planned_referrers
 from reconciler.errors import ReconcilerError
 from reconciler.model.desired import DesiredState
 from reconciler.model.observed import ObservedState
@@ -67,6 +68,8 @@ class PassReport:
     execute_seconds: float = 0.0
     lifecycle: LifecycleReport | None = None
     """Retention's notes (None when the pass did not run retention)."""
+    referrers: Mapping[int, tuple[str, ...]] = field(default_factory=dict)
+    """``plan`` only: action id -> the referrers (``"signature sha256:..."``) that will travel with the copy."""
 
     @property
     def applied(self) -> bool:
@@ -158,11 +161,22 @@ async def reconcile_pass(
         plan = with_lifecycle(plan, actions)
         if store_problem is not None:
             lifecycle = dataclasses.replace(lifecycle, problems=(*lifecycle.problems, store_problem))
-    planned_at = time.monotonic()
     if dry_run:
+        travelling: dict[int, tuple[str, ...]] = {}
+        if getattr(access, "copies_referrers", False):
+            travelling = await planned_referrers(plan, cast(EvidenceAccess, access))
+        planned_at = time.monotonic()
         return PassReport(
-            desired, observed, plan, None, observed_at - started, planned_at - observed_at, lifecycle=lifecycle
+            desired,
+            observed,
+            plan,
+            None,
+            observed_at - started,
+            planned_at - observed_at,
+            lifecycle=lifecycle,
+            referrers=travelling,
         )
+    planned_at = time.monotonic()
 
     journal.confirm(observed)
 

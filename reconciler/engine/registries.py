@@ -110,6 +110,11 @@ class RegistryPool:
         """(registry, repository) -> its tags, listed once per pass for referrer discovery (cosign tags and
         tag-schema indexes live among them): one request per source repository, not one per image."""
 
+    @property
+    def copies_referrers(self) -> bool:
+        """Whether copies take the image's referrers along (``plan`` then shows them)."""
+        return self._referrers
+
     def keep_manifests(self, keep: bool) -> None:
         """While on, ``has_manifest`` GETs instead of HEADs (the same one request) and keeps what it found,
         so that ``copy`` and ``retag`` reuse it instead of fetching it again. ``apply`` turns it on before

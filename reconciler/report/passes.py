@@ -7,7 +7,7 @@ bumping the envelope version.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from reconciler.engine.execute import ActionResult
@@ -139,28 +139,39 @@ def _verb(action: Action) -> str:
     return action.kind.value.upper()
 
 
-def plan_lines(plan: Plan) -> list[str]:
+def plan_lines(plan: Plan, referrers: Mapping[int, Sequence[str]] | None = None) -> list[str]:
     lines = []
     for action in plan:
         where = f"{action.environment:<4} {action.registry}/{action.repository}:{action.tag}"
         line = f"  {where}  {_verb(action)}  {action.digest[:19]}"
         if action.fails:
             line += f"\n      {action.reason}"
+        travelling = (referrers or {}).get(action.id)
+        if travelling:
+            line += "\n      with " + ", ".join(_short_referrer(item) for item in travelling)
         lines.append(line)
     return lines
+
+
+def _short_referrer(item: str) -> str:
+    what, _space, digest = item.rpartition(" ")
+    return f"{what} {digest[:19]}" if what else digest[:19]
 
 
 def _markdown_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def plan_markdown(plan: Plan, heading: str) -> str:
+def plan_markdown(plan: Plan, heading: str, referrers: Mapping[int, Sequence[str]] | None = None) -> str:
     out = [f"### {heading}", "", summary_line(plan), ""]
     if plan.is_empty:
         return "\n".join(out) + "\n"
     out += ["| env | registry | image | tag | action | digest | note |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for action in plan:
+        travelling = (referrers or {}).get(action.id)
         note = _markdown_cell(action.reason) if action.fails else ""
+        if travelling:
+            note = "with " + ", ".join(_short_referrer(item) for item in travelling)
         out.append(
             f"| {action.environment} | {action.registry} | {action.image} | `{action.tag}` | "
             f"{_verb(action)} | `{action.digest[:19]}` | {note} |"
@@ -199,7 +210,9 @@ def report_to_dict(report: PassReport) -> dict[str, Any]:
         "requests": {"observe": report.observed.request_count},
     }
     if report.results is None:
-        document["actions"] = [action_to_dict(a) for a in report.plan]
+        document["actions"] = [
+            {**action_to_dict(a), "referrers": list(report.referrers.get(a.id, ()))} for a in report.plan
+        ]
     else:
         document["results"] = [result_to_dict(r) for r in report.results]
     document["failures"] = [failure_to_dict(f) for f in report.failures]

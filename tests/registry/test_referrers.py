@@ -9,6 +9,7 @@ import json
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -17,7 +18,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from support.registries import RegistryFactory
 from support.skopeo import Skopeo
+from typer.testing import CliRunner
 
+from reconciler.cli import app
 from reconciler.model.manifest import OCI_INDEX, Manifest, sha256_digest
 from reconciler.registry import Copier, CopyReport, RegistryClient
 from reconciler.registry.referrercopy import ReferrersCopy, ReferrersReport, copy_referrers
@@ -622,3 +625,35 @@ def test_copy_into_a_registry_with_the_api_writes_no_tag_schema_index(
     assert [e["digest"] for e in fake.referrers[("p/app", seeded.image.digest)]] == [seeded.sbom.digest]
     assert [e["digest"] for e in fake.referrers[("p/app", seeded.sbom.digest)]] == [seeded.sbom_signature.digest]
     assert fake.manifests[("p/app", seeded.cosign.digest)][0] == seeded.cosign.raw
+
+
+def test_plan_shows_the_referrers_that_travel_and_apply_reports_the_ones_it_copied(
+    registry: LocalRegistry, signing_key: ec.EllipticCurvePrivateKey, tmp_path: Path
+) -> None:
+    """Issue #13: plan shows them (kind and digest per copy), apply copies them and its results say so."""
+    seeded = seed(registry, "d/payments/api", signing_key)
+    root = tmp_path / "state"
+    (root / "environments").mkdir(parents=True)
+    (root / "reconciler.yaml").write_text(
+        f'version: 1\nregistries:\n  dev: {{url: "{registry.url}"}}\n'
+        "environments:\n  d: {registry: dev, prefix: d, source: true}\n  t: {registry: dev, prefix: t, from: d}\n"
+    )
+    (root / "environments" / "d.yaml").write_text("environment: d\nimages: {}\n")
+    (root / "environments" / "t.yaml").write_text(
+        f'environment: t\nimages:\n  payments/api:\n    - {{tag: "{TAG}", digest: "{seeded.image.digest}"}}\n'
+    )
+    planned = CliRunner().invoke(app, ["plan", str(root), "-o", "json"])
+    assert planned.exit_code == 0, planned.output
+    [action] = json.loads(planned.output)["actions"]
+    shown = {item.rsplit(" ", 1)[1] for item in action["referrers"]}
+    # the image's own referrers (the SBOM on the index, the cosign signature); the SBOM's signature and the
+    # child's are found when the copy walks them
+    assert {seeded.sbom.digest, seeded.cosign.digest} <= shown
+    assert any(item.startswith("signature ") for item in action["referrers"])
+    text = CliRunner().invoke(app, ["plan", str(root)])
+    assert "with " in text.output
+    assert seeded.sbom.digest[:19] in text.output
+    applied = CliRunner().invoke(app, ["apply", str(root), "-o", "json", "--audit-log", str(tmp_path / "a.jsonl")])
+    assert applied.exit_code == 0, applied.output
+    [result] = json.loads(applied.output)["results"]
+    assert {a.digest for a in seeded.artifacts} <= set(result["referrers"])
