@@ -89,6 +89,7 @@ def _copy_line(result: ImageCopy) -> str:
     detail = (
         f"{report.blobs_copied} blobs copied ({human_size(report.bytes_copied)}), "
         f"{report.blobs_mounted} mounted, {report.blobs_skipped} already there"
+        + (f", {len(result.referrers)} referrer(s)" if result.referrers else "")
     )
     return f"copied   {result.source} -> {result.target} {report.digest} ({detail})"
 
@@ -108,6 +109,8 @@ def _copy_json(result: ImageCopy) -> dict[str, Any]:
             bytes_copied=report.bytes_copied,
             platforms=sorted(report.platforms),
         )
+    if result.referrers:
+        document["referrers"] = list(result.referrers)
     if result.error is not None:
         document["error"] = str(result.error)
     return document
@@ -127,6 +130,14 @@ def copy(
     ] = False,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Images copied concurrently.")] = 8,
     blobs: Annotated[int, typer.Option("--parallel-blobs", min=1, help="Blob transfers in flight.")] = 8,
+    referrers: Annotated[
+        bool,
+        typer.Option(
+            "--referrers/--no-referrers",
+            help="Also copy the image's signatures, SBOMs and attestations, before its tag (one image; with "
+            "--all-tags, cosign and tag-schema tags are tags and travel anyway). Default off, as skopeo.",
+        ),
+    ] = False,
     insecure: InsecureOption = False,
     output: OutputOption = OutputFormat.text,
 ) -> None:
@@ -184,7 +195,15 @@ def copy(
                 target=f"{dst_host}/{dst_ref.repository}" + (f":{tag}" if tag else ""),
                 tag=tag or "",
             )
+            travelling = None
             try:
+                if referrers:
+                    from reconciler.registry.referrercopy import ReferrersCopy
+
+                    listed = await source_client.list_tags(src_ref.repository)
+                    travelling = ReferrersCopy(
+                        copier, source_client, src_ref.repository, target_client, dst_ref.repository, source_tags=listed
+                    )
                 result.report = await copier.copy(
                     source=source_client,
                     source_repository=src_ref.repository,
@@ -192,9 +211,14 @@ def copy(
                     target=target_client,
                     target_repository=dst_ref.repository,
                     tag=tag,
+                    before_tag=travelling,
                 )
             except ReconcilerError as exc:
                 result.error = exc
+            if travelling is not None:
+                result.referrers = tuple(
+                    str(d) for report in travelling.reports for d in (*report.copied, *report.already_present)
+                )
             return [result]
         finally:
             await source_client.aclose()

@@ -37,6 +37,8 @@ class ImageCopy:
     tag: str
     report: CopyReport | None = None
     error: ReconcilerError | None = None
+    referrers: tuple[str, ...] = ()
+    """Digests of the signatures, SBOMs and attestations copied with it (``copy --referrers``)."""
 
     @property
     def ok(self) -> bool:

@@ -657,3 +657,19 @@ def test_plan_shows_the_referrers_that_travel_and_apply_reports_the_ones_it_copi
     assert applied.exit_code == 0, applied.output
     [result] = json.loads(applied.output)["results"]
     assert {a.digest for a in seeded.artifacts} <= set(result["referrers"])
+
+
+def test_copy_command_takes_referrers_along_only_when_asked(
+    registry: LocalRegistry, signing_key: ec.EllipticCurvePrivateKey
+) -> None:
+    seeded = seed(registry, "d/payments/api", signing_key)
+    source = f"{registry.host}/d/payments/api:{TAG}"
+    plain = CliRunner().invoke(app, ["copy", source, f"{registry.host}/plain/api", "-o", "json"])
+    assert plain.exit_code == 0, plain.output
+    [image] = json.loads(plain.output)["images"]
+    assert "referrers" not in image
+    asked = CliRunner().invoke(app, ["copy", source, f"{registry.host}/with/api", "--referrers", "-o", "json"])
+    assert asked.exit_code == 0, asked.output
+    [image] = json.loads(asked.output)["images"]
+    assert {a.digest for a in seeded.artifacts} <= set(image["referrers"])
+    assert raw_manifest(registry, "with/api", cosign_signature_tag(seeded.image.digest))
