@@ -15,20 +15,33 @@ Exit codes: 0 done, 3 refused (nothing written: working tree, branches, remote a
 from __future__ import annotations
 
 import os
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from reconciler.cli.app import app
-from reconciler.cli.render import OutputFormat, emit_json, envelope, err
+from reconciler.cli.render import emit_json, envelope, err
 from reconciler.exitcodes import ExitCode
 
 if TYPE_CHECKING:
     from reconciler.model.desired import DesiredState, Environment
 
 
-def _fail(error: Exception, output: OutputFormat, command: str) -> typer.Exit:
+class TextOrJson(StrEnum):
+    """What ``promote`` and ``next-tag`` print: a line for a person or a script, or the JSON envelope.
+    No markdown: a CI job reads a tag or a branch from them, never a report (``-o markdown`` is a usage
+    error rather than text in disguise)."""
+
+    text = "text"
+    json = "json"
+
+
+OutputOption = Annotated[TextOrJson, typer.Option("--output", "-o", help="text or json.")]
+
+
+def _fail(error: Exception, output: TextOrJson, command: str) -> typer.Exit:
     from reconciler.errors import DesiredStateError, PromotionError
 
     refused = isinstance(error, PromotionError | DesiredStateError)
@@ -37,7 +50,7 @@ def _fail(error: Exception, output: OutputFormat, command: str) -> typer.Exit:
         for problem in error.problems:
             err(str(problem))
     message = f"{'refused' if refused else 'error'}: {error}"
-    if output is OutputFormat.json:
+    if output is TextOrJson.json:
         emit_json(envelope(command, "refused" if refused else "failed", message=str(error)))
     err(message + ("; nothing was written" if refused else ""))
     return typer.Exit(int(code))
@@ -110,7 +123,7 @@ def promote(
         bool | None, typer.Option("--sign/--no-sign", help="Sign the commit (default: Git's commit.gpgsign).")
     ] = None,
     insecure: Annotated[bool, typer.Option("--insecure", help="Plain HTTP to the source registry.")] = False,
-    output: Annotated[OutputFormat, typer.Option("--output", "-o", help="text or json.")] = OutputFormat.text,
+    output: OutputOption = TextOrJson.text,
 ) -> None:
     """Promote a version to an environment by merge request: edit, commit on a branch, push, open the MR."""
     from reconciler.errors import ReconcilerError
@@ -164,7 +177,7 @@ def promote(
             "url": merge_request.web_url,
             "created": merge_request.created,
         }
-    if output is OutputFormat.json:
+    if output is TextOrJson.json:
         emit_json(envelope("promote", "ok", **document))
         return
     typer.echo(f"{promotion.title} (from {promotion.upstream.name})")
@@ -242,7 +255,7 @@ def next_tag(
     ] = False,
     remote: Annotated[str, typer.Option("--remote", help="Git remote holding the reservations.")] = "origin",
     insecure: Annotated[bool, typer.Option("--insecure", help="Plain HTTP to the source registry.")] = False,
-    output: Annotated[OutputFormat, typer.Option("--output", "-o", help="text or json.")] = OutputFormat.text,
+    output: OutputOption = TextOrJson.text,
 ) -> None:
     """Print the next YYYYMMDD_NN tag of the day for IMAGE, from the source registry (01 when none)."""
     import datetime
@@ -253,7 +266,7 @@ def next_tag(
     from reconciler.promote.nexttag import claim, next_free
 
     try:
-        when = datetime.date.today() if day is None else Version.parse(f"{day}_01").day
+        when = datetime.datetime.now(datetime.UTC).date() if day is None else Version.parse(f"{day}_01").day
     except ValueError:
         raise _usage(f"--date {day!r} is not a real YYYYMMDD date") from None
     try:
@@ -264,7 +277,7 @@ def next_tag(
         version = claim(Path(directory), remote, image, when, taken) if reserve else next_free(when, taken)
     except ReconcilerError as exc:
         raise _fail(exc, output, "next-tag") from None
-    if output is OutputFormat.json:
+    if output is TextOrJson.json:
         emit_json(envelope("next-tag", "ok", image=image, tag=version.tag, reserved=reserve))
     else:
         typer.echo(version.tag)

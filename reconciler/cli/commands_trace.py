@@ -3,7 +3,8 @@
 Both read the Git history of the desired state's environment files (DIR in a work tree, or ``--repo URL``
 fetched into the cache) and the audit log (``--audit-log``, else the default), and print one timeline.
 ``trace`` also says which tags carry the digest now, in which environments, and the path it took.
-Exit codes: 0 (found or not: an empty answer is an answer), 1 Git failed, 2 usage.
+Exit codes: 0 (found or not: an empty answer is an answer), 1 Git failed, 2 usage, 3 invalid desired state
+(every problem listed as ``file:line:col: message [code]``, as every other command does).
 """
 
 # ruff: noqa: PLC0415  -- imports inside commands on purpose: start-up time of the CLI
@@ -33,13 +34,16 @@ def _lineage(
     cache_dir: Path | None,
     audit_log: Path | None,
     *,
+    command: str,
+    output: OutputFormat,
     image: str | None = None,
     digest: str | None = None,
 ) -> tuple[object, tuple[str, ...]]:
     from reconciler.engine.audit import default_audit_path
     from reconciler.engine.lineage import Lineage, current_pins, registry_events, version_events
-    from reconciler.errors import ReconcilerError
+    from reconciler.errors import DesiredStateError, ReconcilerError
     from reconciler.manifests import load_tree
+    from reconciler.report.diff import problem_to_dict
     from reconciler.source import open_directory, open_remote
     from reconciler.source.remote import clone_dir
 
@@ -54,6 +58,14 @@ def _lineage(
             tree_dir = directory or Path(".")
             desired = load_tree(open_directory(tree_dir))
             versions = version_events(tree_dir, image=image, digest=digest)
+    except DesiredStateError as exc:
+        if output is OutputFormat.json:
+            emit_json(envelope(command, "invalid", errors=[problem_to_dict(p) for p in exc.problems]))
+        else:
+            for problem in exc.problems:
+                err(str(problem))
+            err(f"invalid desired state: {len(exc.problems)} problem(s); no history was read")
+        raise typer.Exit(int(ExitCode.INVALID)) from None
     except ReconcilerError as exc:
         err(f"error: {exc}")
         raise typer.Exit(int(ExitCode.FAILURE)) from None
@@ -81,7 +93,9 @@ def history(
     from reconciler.engine.lineage import Lineage
     from reconciler.report.lineage import lineage_markdown, lineage_to_dict, timeline
 
-    lineage, _order = _lineage(directory, repo, ref, cache_dir, audit_log, image=image)
+    lineage, _order = _lineage(
+        directory, repo, ref, cache_dir, audit_log, command="history", output=output, image=image
+    )
     assert isinstance(lineage, Lineage)
     if output is OutputFormat.json:
         emit_json(envelope("history", "ok", image=image, **lineage_to_dict(lineage)))
@@ -97,7 +111,7 @@ def history(
 
 @app.command()
 def trace(
-    digest: Annotated[str, typer.Argument(help="sha256:... of an image (index or manifest).")],
+    digest: Annotated[str, typer.Argument(help="sha256:... or sha512:... of an image (index or manifest).")],
     directory: DirArgument = None,
     *,
     repo: RepoOption = None,
@@ -112,9 +126,9 @@ def trace(
     from reconciler.report.lineage import lineage_markdown, lineage_to_dict, promotion_path, timeline
 
     if not is_valid_digest(digest):
-        err(f"error: {digest!r} is not a digest (sha256:<64 lowercase hex>)")
+        err(f"error: {digest!r} is not a digest (sha256:<64 lowercase hex> or sha512:<128 lowercase hex>)")
         raise typer.Exit(int(ExitCode.USAGE))
-    lineage, order = _lineage(directory, repo, ref, cache_dir, audit_log, digest=digest)
+    lineage, order = _lineage(directory, repo, ref, cache_dir, audit_log, command="trace", output=output, digest=digest)
     assert isinstance(lineage, Lineage)
     path = promotion_path(lineage, order)
     if output is OutputFormat.json:

@@ -1,15 +1,26 @@
-"""The reconcile engine: observe the registries, plan (a pure function), execute, report.
+"""The reconcile engine: observe the registries, plan (a pure function), execute, record.
 
-* ``plan``      the planner, pure: (desired, observed) -> ordered, typed actions; also says what the
-                observer must look up (``tag_lookups``, ``manifest_lookups``).
-* ``observe``   resolves those lookups concurrently through a ``RegistryAccess``.
-* ``execute``   runs a plan: bounded concurrency, dependencies, per-image failure isolation, progress.
-* ``reconcile`` one pass: observe -> plan -> [dry run returns here] -> execute -> audit.
-* ``access``    the four registry operations the engine needs; ``registries`` implements them on
-                ``reconciler.registry``.
-* ``report``    plans and results as plain data for the CLI and the controller.
+* ``access``       the registry operations a pass needs, as one small interface (``RegistryAccess``).
+* ``audit``        the audit log: one JSON line per action or refusal, appended atomically, never rewritten.
+* ``execute``      runs a plan: bounded concurrency, dependencies, per-image failure isolation, progress.
+* ``gates``        policy gates in a pass: judges each image about to enter a gated environment.
+* ``housekeeping`` the lifecycle half of a pass: reads what retention needs, plans archive/delete/destroy.
+* ``inventory``    what the registries hold in each environment's repositories (the retention input).
+* ``journal``      a pass's audit trail: intent before each registry write, outcome after.
+* ``lifecycle``    lifecycle actions, pure: retirements and expired archive entries -> plan actions.
+* ``lineage``      where a version has been: environment files' Git history joined with the audit log.
+* ``observe``      resolves the planner's lookups (tags, then digests) concurrently through ``access``.
+* ``plan``         the planner, pure: (desired, observed) -> ordered, typed actions.
+* ``reconcile``    one pass: load -> observe -> plan -> [plan stops here] -> execute -> audit.
+* ``registries``   ``RegistryAccess`` on ``reconciler.registry``: one client per registry, one copier.
+* ``retention``    retention, pure: which undeclared versions an environment retires, by which rule.
+* ``retire``       performs the lifecycle actions: archive, delete, restore, destroy.
+* ``shards``       which images a controller replica owns (``--shard I/N``, a stable hash of the name).
+* ``travellers``   what travels with each copy: the signatures, SBOMs and attestations its source holds.
+* ``trusted``      commit-signature trust for a pass: verifies the desired state's history.
 
-The engine imports ``model``, ``registry`` (only in ``registries``, lazily) and
-``audit``; it never imports the CLI, never prints (progress bars on a terminal excepted) and never maps
+The engine imports only the layers below it (``manifests``, ``registry``, ``archive``, ``policy``,
+``source``, ``errors``, ``model``; ``registry`` only lazily, in ``registries``); it never imports the
+CLI, the controller or the reports, never prints (progress bars on a terminal excepted) and never maps
 errors to exit codes.
 """

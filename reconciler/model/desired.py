@@ -169,7 +169,8 @@ class Gate:
 @dataclass(frozen=True, slots=True)
 class TrustRule:
     allowed_signers: str
-    """Path (relative to the desired-state root) of an SSH allowed_signers file or a GPG keyring."""
+    """Path (relative to the desired-state root) of an SSH ``allowed_signers`` file: only SSH signatures
+    count (``reconciler.source.signatures``); an OpenPGP or X.509 signature is never trusted."""
 
 
 @dataclass(frozen=True, slots=True)

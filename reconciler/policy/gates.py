@@ -86,10 +86,9 @@ class GateViolation:
 
 @dataclass(frozen=True, slots=True)
 class GateSettings:
-    """The gates of one environment: :class:`reconciler.model.desired.Gate` plus ``require_artifacts``.
-
-    ``Gate`` has no ``require_artifacts`` yet; until the two are merged, build this with
-    :meth:`from_gate`, which also picks the field up from ``Gate`` once it has it.
+    """The gates of one environment, as the rules read them: the fields of
+    :class:`reconciler.model.desired.Gate` (``require_artifacts`` included). Build it with :meth:`from_gate`,
+    whose ``require_artifacts`` argument, when given, replaces the gate's own list.
     """
 
     base: str | None = None
@@ -104,7 +103,7 @@ class GateSettings:
     @classmethod
     def from_gate(cls, gate: Gate, *, require_artifacts: Sequence[str] | None = None) -> GateSettings:
         if require_artifacts is None:
-            require_artifacts = tuple(getattr(gate, "require_artifacts", None) or ())
+            require_artifacts = gate.require_artifacts
         return cls(
             base=gate.base,
             non_root=gate.non_root,

@@ -93,7 +93,9 @@ def parse_remote_url(url: str) -> GitRemote:
             port = None  # an ssh port says nothing about where the API listens
     else:
         match = _SCP_LIKE.match(text)
-        if match is None or text.startswith(("/", ".", "~")):
+        # Git's rule: scp-like when a colon comes before any slash, so local paths (``/x``, ``./x``,
+        # ``~/x``) never match; ``~deploy@host:g/p`` does, and Git reaches it over ssh as user ``~deploy``.
+        if match is None or match.group("host").startswith("."):
             raise ForgeError(f"remote {_redacted(url)!r} is a local path or not a URL; a forge remote is needed")
         scheme, host, port, raw_path = "ssh", match.group("host").strip("[]"), None, match.group("path")
     if not host:

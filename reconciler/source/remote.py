@@ -30,6 +30,9 @@ from reconciler.source.gitutil import author_of, clean_git_error, default_cache_
 from reconciler.source.tree import CommitTree, Revision
 
 _SHA = re.compile(r"^[0-9a-f]{7,64}$")
+# git index-pack inflates every blob below core.bigFileThreshold (512 MiB by default) in memory to hash it;
+# at 1 MiB it streams the big ones, so a large file beside the desired state costs a few MiB, not its size.
+_BIG_FILE_THRESHOLD = "1m"
 
 
 @contextlib.contextmanager
@@ -62,6 +65,8 @@ def fetch(url: str, *, cache_dir: str | os.PathLike[str] | None = None) -> Path:
             if (clone / "HEAD").exists():
                 repo = git.Repo(clone)
                 try:
+                    if repo.git.config("--get", "--default=", "core.bigFileThreshold") != _BIG_FILE_THRESHOLD:
+                        repo.git.config("core.bigFileThreshold", _BIG_FILE_THRESHOLD)  # clones made before it
                     repo.git.fetch("--prune", "--force", url, "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*")
                 finally:
                     repo.close()
@@ -71,7 +76,15 @@ def fetch(url: str, *, cache_dir: str | os.PathLike[str] | None = None) -> Path:
                 partial = home / f"repo.git.partial-{os.getpid()}"
                 if partial.exists():
                     shutil.rmtree(partial)
-                repo = git.Repo.clone_from(url, partial, bare=True)
+                # GitPython refuses --config as unsafe unless allowed; the only option here is this constant
+                # (the URL goes after "--" and is still checked for unsafe protocols).
+                repo = git.Repo.clone_from(
+                    url,
+                    partial,
+                    bare=True,
+                    multi_options=[f"--config=core.bigFileThreshold={_BIG_FILE_THRESHOLD}"],
+                    allow_unsafe_options=True,
+                )
                 try:
                     with repo.config_writer() as config:
                         config.set_value('remote "origin"', "url", shown)  # never keep a token in the cache

@@ -259,6 +259,13 @@ class LocalRegistry:
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
+    @property
+    def pid(self) -> int | None:
+        """The registry process's id while it runs (to signal it: freeze, kill); None when it is not running,
+        so a pid the kernel may already have given to another process is never handed out."""
+        process = self._process
+        return process.pid if process is not None and process.poll() is None else None
+
     # -- addresses ------------------------------------------------------------------------------
 
     @property

@@ -46,9 +46,9 @@ DRIPPED = b'{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v
 
 
 def _pid(registry: LocalRegistry) -> int:
-    process = registry._process  # the test kit has no public pid (yet)
-    assert process is not None
-    return process.pid
+    pid = registry.pid
+    assert pid is not None
+    return pid
 
 
 class _Frozen:

@@ -5,10 +5,10 @@ large unrelated file (a binary committed next to the environment files) made eve
 every controller pass hold it in memory. Now the desired state is read from Git's object database, file
 by file, and only the files it is made of: the reconciler process peaks at a few tens of MiB.
 
-What still holds the file: the ``git clone`` into the cache. ``git index-pack`` inflates every blob below
-``core.bigFileThreshold`` (512 MiB by default) in memory to hash it, so the clone of this repository peaks
-near 300 MiB. That is ``reconciler/source/remote.py``'s to fix (clone with ``--config
-core.bigFileThreshold=1m``, which makes index-pack stream big blobs: 6 MiB measured; see the xfail below).
+The ``git clone`` into the cache no longer holds it either. ``git index-pack`` inflates every blob below
+``core.bigFileThreshold`` (512 MiB by default) in memory to hash it, so the clone of this repository used
+to peak near 300 MiB; ``reconciler/source/remote.py`` clones with ``--config core.bigFileThreshold=1m``,
+which makes index-pack stream big blobs (6 MiB measured).
 
 The file is sparse zeros, committed once (Git compresses it to a few hundred KiB). The serving side of
 the ``file://`` clone is configured with a small ``core.bigFileThreshold`` as a real Git server's memory is
@@ -77,11 +77,6 @@ def test_plan_repo_reads_the_desired_state_without_the_large_file(measured: Meas
     assert measured.own_peak < BOUND, f"reconciler itself peaked at {measured.own_peak / MIB:.0f} MiB"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs source change: reconciler/source/remote.py must clone with --config core.bigFileThreshold=1m "
-    "(git index-pack inflates smaller blobs in memory to hash them)",
-)
 def test_plan_repo_with_its_git_clone_stays_under_the_bound(measured: Measured) -> None:
     peak = measured.run.max_rss
     assert peak < BOUND, f"peak RSS {peak / MIB:.0f} MiB (with the Git clone) for a file the plan never needs"

@@ -204,10 +204,10 @@ def test_an_auth_registry_killed_during_an_upload_fails_that_image_only(
 
         def kill_on_upload(request: Request) -> Reply | None:
             if request.method in ("PUT", "PATCH") and "/blobs/uploads/" in request.path and not killed:
-                process = registry._process  # the test kit has no public pid (yet)
-                assert process is not None
-                os.kill(process.pid, signal.SIGKILL)
-                killed.append(process.pid)
+                pid = registry.pid
+                assert pid is not None
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
                 return RESET
             return None
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import socket
 from collections.abc import Iterator
 
 import httpx
 import pytest
-from support.faultproxy import FaultProxy
+from support.faultproxy import FaultKind, FaultProxy
 from support.skopeo import Skopeo
 
 from testkit.imagegen import OCI_INDEX, image_for, push_image
@@ -81,6 +82,24 @@ def test_scripted_faults(proxy: FaultProxy) -> None:
         httpx.get(url)
     assert httpx.get(url).status_code == 200
     assert proxy.fault_counts() == {"503": 1, "429": 1, "reset": 1}
+
+
+@pytest.mark.parametrize("kind", ["500", "503", "429"])
+def test_an_injected_error_answers_head_without_a_body(proxy: FaultProxy, kind: FaultKind) -> None:
+    """A body after a HEAD response is read as the start of the next response on a keep-alive connection."""
+    proxy.fail_next(kind)
+    with socket.create_connection((proxy.host.split(":")[0], proxy.port), timeout=10) as connection:
+        connection.sendall(b"HEAD /v2/a/manifests/v1 HTTP/1.1\r\nHost: x\r\n\r\n")
+        connection.sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        received = b""
+        while chunk := connection.recv(65536):
+            received += chunk
+    first, _, after = received.partition(b"\r\n\r\n")
+    assert first.startswith(f"HTTP/1.1 {kind} ".encode()), received
+    assert after.startswith(b"HTTP/1.1 200 "), received  # the next response, not the HEAD's body
+    head_record, next_record = proxy.requests
+    assert (head_record.method, head_record.status, head_record.response_bytes) == ("HEAD", int(kind), 0)
+    assert (next_record.method, next_record.status) == ("GET", 200)
 
 
 def test_cut_mid_body_after_the_registry_processed_the_request(registry: LocalRegistry, proxy: FaultProxy) -> None:

@@ -26,9 +26,13 @@ def test_registry_answers_v2_on_loopback_and_stops(registry_binary: Path) -> Non
         assert local.cpu_seconds() > before
         work = local.log_path.parent
         port = local.port
+        pid = local.pid
+        assert pid is not None
+        assert b"docker-registry" in Path(f"/proc/{pid}/cmdline").read_bytes()
     finally:
         local.stop()
     assert not local.running
+    assert local.pid is None
     assert local.cpu_seconds() == 0.0
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{port}/v2/", timeout=1)

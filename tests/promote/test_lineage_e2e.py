@@ -4,6 +4,7 @@ and the registry writes, across two promotions and a rollback (a revert)."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from testkit.localregistry import LocalRegistry
 pytestmark = pytest.mark.registry
 runner = CliRunner()
 API = "payments/api"
+CORPUS = Path(__file__).resolve().parent.parent / "corpus"
 
 
 def git(cwd: Path, *args: str) -> str:
@@ -85,6 +87,36 @@ def test_promote_merge_apply_then_trace_and_history(registry: LocalRegistry, tmp
     assert "t    + payments/api:20261128_01" in text
     assert "t    - payments/api:20261128_01" in text
     assert "!4" in text
+
+
+@pytest.mark.parametrize("command", [["history", API], ["trace", "sha256:" + "ab" * 32]])
+def test_an_invalid_desired_state_exits_invalid_listing_every_problem(command: list[str]) -> None:
+    """As every other command: exit 3, each problem as ``file:line:col: message [code]`` (or the envelope)."""
+    case = CORPUS / "tag-two-digests"
+    text = runner.invoke(app, [*command, str(case)])
+    assert text.exit_code == ExitCode.INVALID, text.output
+    assert re.search(r"^\S*environments/s\.yaml:4:7: .+ \[tag-digest-conflict\]$", text.output, re.MULTILINE), (
+        text.output
+    )
+    as_json = runner.invoke(app, [*command, str(case), "-o", "json"])
+    assert as_json.exit_code == ExitCode.INVALID, as_json.output
+    document = json.loads(as_json.stdout)
+    assert (document["command"], document["status"]) == (command[0], "invalid")
+    [problem] = document["errors"]
+    assert (problem["line"], problem["column"], problem["code"]) == (4, 7, "tag-digest-conflict")
+
+
+def test_trace_names_both_digest_forms_it_accepts(tmp_path: Path) -> None:
+    bad = runner.invoke(app, ["trace", "sha512:abc", str(tmp_path)])
+    assert bad.exit_code == ExitCode.USAGE
+    assert "sha256:<64 lowercase hex> or sha512:<128 lowercase hex>" in bad.output
+    work = write_chain_state(tmp_path / "work", dict.fromkeys(CHAIN_REGISTRIES, "http://127.0.0.1:1"), {})
+    git(work, "init", "-q", "-b", "main")
+    git(work, "add", ".")
+    git(work, "-c", "user.name=S", "-c", "user.email=s@example.com", "commit", "-qm", "state")
+    accepted = runner.invoke(app, ["trace", "sha512:" + "ab" * 64, str(work), "--audit-log", str(tmp_path / "a")])
+    assert accepted.exit_code == ExitCode.OK, accepted.output
+    assert "pinned nowhere now" in accepted.output
 
 
 def test_the_line_scanner_reads_what_the_parser_reads() -> None:

@@ -4,8 +4,13 @@ desired-state repository's remote)."""
 
 from __future__ import annotations
 
+import contextlib
+import datetime
+import os
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -58,6 +63,34 @@ def test_next_tag_counts_the_days_builds(setup: tuple[LocalRegistry, Path, Path]
     assert fresh.output.strip() == "20261202_01"
     bad = runner.invoke(app, ["next-tag", "payments/api", str(work), "--date", "20261332"])
     assert bad.exit_code == ExitCode.USAGE
+
+
+@contextlib.contextmanager
+def _local_time_zone(posix_tz: str) -> Iterator[None]:
+    saved = os.environ.get("TZ")
+    os.environ["TZ"] = posix_tz
+    time.tzset()
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = saved
+        time.tzset()
+
+
+def test_default_date_is_today_in_utc_not_in_local_time(setup: tuple[LocalRegistry, Path, Path]) -> None:
+    _registry, _bare, work = setup
+    before = datetime.datetime.now(datetime.UTC)
+    # UTC+14 after noon UTC, UTC-12 before: either way the local date is not the UTC date
+    zone = "<+14>-14" if before.hour >= 12 else "<-12>+12"
+    with _local_time_zone(zone):
+        assert datetime.date.today() != before.date()  # the premise: local and UTC days differ
+        result = runner.invoke(app, ["next-tag", "payments/new", str(work)])
+    after = datetime.datetime.now(datetime.UTC)
+    assert result.exit_code == ExitCode.OK, result.output
+    assert result.output.strip() in {f"{before:%Y%m%d}_01", f"{after:%Y%m%d}_01"}
 
 
 def test_racing_builds_never_get_the_same_number(setup: tuple[LocalRegistry, Path, Path], tmp_path: Path) -> None:

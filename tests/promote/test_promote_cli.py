@@ -125,6 +125,17 @@ def test_refusals_write_nothing(clone: Path, args: tuple[str, ...], message: str
     assert snapshot(clone) == before
 
 
+@pytest.mark.parametrize("command", [["promote", API, "--to", "s1"], ["next-tag", API]])
+def test_markdown_output_is_a_usage_error_not_text_in_disguise(clone: Path, command: list[str]) -> None:
+    """Neither prints a report: ``-o markdown`` is refused before anything is read, not answered in text."""
+    before = snapshot(clone)
+    result = runner.invoke(app, [*command, str(clone), "-o", "markdown"])
+    assert result.exit_code == ExitCode.USAGE, result.output
+    said = " ".join(result.output.replace("│", " ").split())  # as a person reads the boxed error
+    assert "'markdown' is not one of 'text', 'json'" in said, result.output
+    assert snapshot(clone) == before
+
+
 def test_a_dirty_work_tree_is_refused(clone: Path) -> None:
     (clone / "environments" / "t.yaml").write_text((clone / "environments" / "t.yaml").read_text() + "# edited\n")
     before = snapshot(clone)

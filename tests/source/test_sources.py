@@ -84,6 +84,19 @@ def test_new_commits_are_fetched_on_the_next_run(origin: tuple[Path, Path], tmp_
         assert before.environment_files() == []  # a commit's tree never changes under a reader
 
 
+def test_cache_clones_stream_big_blobs_even_when_made_before(origin: tuple[Path, Path], tmp_path: Path) -> None:
+    """index-pack inflates blobs below core.bigFileThreshold in memory: the cache sets it low on clone and,
+    for clones made before it did, before the next fetch (tests/hardening/test_large_repository.py measures)."""
+    bare, _work = origin
+    cache = tmp_path / "cache"
+    open_remote(str(bare), "main", cache_dir=cache).close()
+    (clone,) = (cache / "sources").glob("*/repo.git")
+    assert git(clone, "config", "core.bigFileThreshold") == "1m"
+    git(clone, "config", "--unset", "core.bigFileThreshold")  # as a clone from an earlier version has it
+    open_remote(str(bare), "main", cache_dir=cache).close()
+    assert git(clone, "config", "core.bigFileThreshold") == "1m"
+
+
 def test_unknown_ref_and_unreachable_url_raise_source_error(origin: tuple[Path, Path], tmp_path: Path) -> None:
     bare, _work = origin
     with pytest.raises(SourceError, match="no branch, tag or commit named 'nope'"):

@@ -9,7 +9,8 @@ its absolute upload ``Location`` URLs with the proxy's address and clients keep 
 It counts every request (method, path, kind, status, bytes each way, injected fault) and, with
 ``rate > 0``, injects faults chosen by a seeded RNG (reproducible runs):
 
-- ``500`` / ``503``: an error response; the request is not forwarded (its body is read and dropped).
+- ``500`` / ``503``: an error response (with a JSON body, except to a HEAD: its head only, as HTTP wants);
+  the request is not forwarded (its body is read and dropped).
 - ``429``: the same, with ``Retry-After: <retry_after>``.
 - ``reset``: the connection is closed after the request head, before any response.
 - ``cut``: the request IS forwarded and processed, then the connection is closed halfway through the
@@ -249,15 +250,16 @@ class FaultProxy:
             await pump_body(client_reader, head, None)
             body = b'{"errors":[{"code":"UNAVAILABLE","message":"fault injected by test proxy"}]}'
             extra = f"Retry-After: {self.retry_after}\r\n" if status == 429 else ""
+            sent = b"" if method == "HEAD" else body  # a HEAD response's body would be read as the next response
             client_writer.write(
                 (
                     f"HTTP/1.1 {status} {_REASONS[status]}\r\nContent-Type: application/json\r\n"
                     f"Content-Length: {len(body)}\r\n{extra}\r\n"
                 ).encode()
-                + body
+                + sent
             )
             await client_writer.drain()
-            record(status, 0, len(body))
+            record(status, 0, len(sent))
             return not head.wants_close, upstream
 
         if upstream is None:
