@@ -30,8 +30,11 @@ if TYPE_CHECKING:
     from reconciler.model.manifest import Manifest
     from reconciler.policy.referrers import Referrer
     from reconciler.registry import BlobOutcome, Copier, CopyProgress, RegistryClient, RetryPolicy
+    from reconciler.registry.copier import SourceContent
 
 DEFAULT_PARALLEL_BLOBS = 16
+KEPT_BLOB_BYTES = 1024 * 1024
+"""Blobs the gates read that a pass keeps for its copies: configs, never layers."""
 
 
 def _without_httpx_cli() -> None:
@@ -103,6 +106,8 @@ class RegistryPool:
         self.copier: Copier = Copier(max_parallel_blobs=parallel_blobs, progress=self._relay)
         self._keep_manifests = False
         self._manifests: dict[tuple[str, str, str], Manifest] = {}
+        self._blobs: dict[tuple[str, str, str], bytes] = {}
+        """(registry, repository, digest) -> a small blob the gates read (a config), kept like manifests."""
         """(registry, repository, digest) -> manifest fetched by ``has_manifest`` while keeping them."""
         self._tagged: dict[tuple[str, str], asyncio.Future[bool]] = {}
         """(registry, repository) -> whether the repository held a tag before this pass wrote to it."""
@@ -123,6 +128,7 @@ class RegistryPool:
         target repositories held tags), so that evidence is never older than the pass using it."""
         self._keep_manifests = keep
         self._manifests.clear()
+        self._blobs.clear()
         for task in self._tagged.values():
             task.cancel()
         self._tagged.clear()
@@ -235,10 +241,23 @@ class RegistryPool:
             check_target=False,
             check_blobs=check_blobs,
             before_tag=referrers,
+            held=self._held(source),
         )
         if referrers is None:
             return ()
         return tuple(str(d) for report in referrers.reports for d in (*report.copied, *report.already_present))
+
+    def _held(self, source: Location) -> SourceContent | None:
+        """What this pass already read from ``source`` (the gates' evidence), for the copy to reuse."""
+        if not self._manifests and not self._blobs:
+            return None
+        from reconciler.registry.copier import SourceContent  # noqa: PLC0415
+
+        registry, repository = source.registry, source.repository
+        return SourceContent(
+            manifest=lambda digest: self._manifests.get((registry, repository, digest)),
+            blob=lambda digest: self._blobs.get((registry, repository, digest)),
+        )
 
     async def _source_tags(self, location: Location) -> list[str]:
         key = (location.registry, location.repository)
@@ -260,10 +279,20 @@ class RegistryPool:
         kept = self._kept(location, digest)
         if kept is not None:
             return kept
-        return await self.client(location.registry).get_manifest(location.repository, digest)
+        manifest = await self.client(location.registry).get_manifest(location.repository, digest)
+        if self._keep_manifests:  # a platform manifest of an index: the copy reuses it
+            self._manifests[(location.registry, location.repository, digest)] = manifest
+        return manifest
 
     async def blob(self, location: Location, digest: str, *, max_bytes: int) -> bytes:
-        return await self.client(location.registry).get_blob(location.repository, digest, max_bytes=max_bytes)
+        key = (location.registry, location.repository, digest)
+        kept = self._blobs.get(key)
+        if kept is not None:
+            return kept
+        data = await self.client(location.registry).get_blob(location.repository, digest, max_bytes=max_bytes)
+        if self._keep_manifests and len(data) <= KEPT_BLOB_BYTES:  # a config: the copy reuses it
+            self._blobs[key] = data
+        return data
 
     async def referrers(self, location: Location, manifest: Manifest) -> list[Referrer]:
         """The image's referrers (and its platforms'), as the gates see them."""
@@ -306,6 +335,7 @@ class RegistryPool:
 
     async def aclose(self) -> None:
         self._manifests.clear()
+        self._blobs.clear()
         for listing in self._listings.values():
             listing.cancel()
         self._listings.clear()

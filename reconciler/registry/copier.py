@@ -125,6 +125,7 @@ class Copier:
         check_target: bool = True,
         check_blobs: bool | None = None,
         before_tag: BeforeTag | None = None,
+        held: SourceContent | None = None,
     ) -> CopyReport:
         """Copy the image ``reference`` (a digest, or a tag resolved once at the start) of
         ``source_repository`` to ``target_repository``, then point ``tag`` at it (when given).
@@ -134,7 +135,8 @@ class Copier:
         tag) already names this image, nothing else is done. ``check_blobs`` overrides the copier's
         setting for this copy (False: no HEAD before uploading a blob, for targets known to be empty).
         ``before_tag`` is awaited with the top manifest after every blob and child manifest is in the target
-        and before the top manifest is written (not at all when the target already has the image)."""
+        and before the top manifest is written (not at all when the target already has the image). ``held``
+        hands over child manifests and small blobs the caller already read from the source."""
         digest = Digest(reference) if is_valid_digest(reference) else None
         if source_manifest is not None:
             digest = source_manifest.digest
@@ -179,6 +181,7 @@ class Copier:
             target_repository=target_repository,
             report=report,
             check_blobs=self._check_blobs if check_blobs is None else check_blobs,
+            held=held,
         )
         await self._copy_manifest(job, manifest, tag, before_put=before_tag)
         return report
@@ -189,7 +192,8 @@ class Copier:
         if manifest.is_index:
 
             async def child(descriptor: Descriptor) -> None:
-                child_manifest = await job.source.get_manifest(job.source_repository, str(descriptor.digest))
+                known = job.held.manifest(str(descriptor.digest)) if job.held is not None else None
+                child_manifest = known or await job.source.get_manifest(job.source_repository, str(descriptor.digest))
                 if descriptor.platform is not None:
                     job.report.platforms.append(str(descriptor.platform))
                 await self._copy_manifest(job, child_manifest, None)
@@ -257,7 +261,10 @@ class Copier:
         if not same_registry and 0 <= blob.size <= SMALL_BLOB_BYTES:
             # A config or a small layer: read whole (verified as it arrives) and sent in one write, which
             # saves the streaming machinery's per-blob cost; larger blobs stream in bounded chunks.
-            content = await source.get_blob(job.source_repository, digest, max_bytes=SMALL_BLOB_BYTES)
+            known = job.held.blob(digest) if job.held is not None else None
+            content = known if known is not None else await source.get_blob(
+                job.source_repository, digest, max_bytes=SMALL_BLOB_BYTES
+            )
             if len(content) != blob.size:
                 raise DigestMismatchError(
                     f"source's blob has {len(content)} bytes, its descriptor says {blob.size}; copy aborted",
@@ -345,6 +352,16 @@ class _Job:
     target_repository: str
     report: CopyReport
     check_blobs: bool
+    held: SourceContent | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceContent:
+    """What the caller already read from the source (verified): child manifests and small blobs by digest,
+    so a copy does not fetch them again (the gates read an index's platforms and their configs first)."""
+
+    manifest: Callable[[str], Manifest | None]
+    blob: Callable[[str], bytes | None]
 
 
 async def copy_image(

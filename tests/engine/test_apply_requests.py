@@ -132,3 +132,31 @@ def _state(
 ) -> Path:
     urls = {name: test.url for name in CHAIN_REGISTRIES} | {"dev": dev.url}
     return write_chain_state(tmp_path / "state", urls, pins)
+
+
+def test_gates_cost_no_request_the_copy_would_not_send_anyway(
+    registry_factory: RegistryFactory, tmp_path: Path
+) -> None:
+    """The gates read each platform's manifest and config before the copy; the copy reuses both instead of
+    fetching them again, so a gated first apply sends exactly the requests of an ungated one."""
+    dev = registry_factory(name="dev")
+    images = {
+        ("shop/api", "20261127_01"): image_for("shop/api", "20261127_01", base=BASE),
+        ("shop/api", "20261127_02"): image_for(
+            "shop/api", "20261127_02", base=BASE, platforms=("linux/amd64", "linux/arm64")
+        ),
+    }
+    for (name, tag), image in images.items():
+        push_image(image, dev.url, f"d/{name}", tag)
+    pins = [(name, tag, str(image.digest)) for (name, tag), image in images.items()]
+    counts = {}
+    for gated in (False, True):
+        test = registry_factory(name=f"test-{gated}")
+        root = _state(tmp_path / str(gated), dev, test, {"d": pins, "t": pins})
+        if gated:
+            config = root / "reconciler.yaml"
+            config.write_text(config.read_text() + "gates:\n  t: {non_root: true, exec_form: true, max_layers: 9}\n")
+        dev_mark, test_mark = dev.mark(), test.mark()
+        apply(root, tmp_path / f"audit-{gated}.jsonl")
+        counts[gated] = (tally(dev.requests_since(dev_mark)), tally(test.requests_since(test_mark)))
+    assert counts[True] == counts[False], counts
