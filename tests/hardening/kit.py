@@ -4,7 +4,8 @@ a small tmpfs for a registry's storage, and the checks every test makes on a com
 The console script is run exactly as a user runs it (``reconciler.cli.main``, the last line of defence
 against tracebacks included), never through typer's CliRunner, so what is asserted here is what a user
 sees. Many runs can go at once (``run_all``): the machine is slow, and a frozen registry costs a deadline
-per run, so they overlap instead of adding up. Each run's peak RSS comes from ``os.wait4``, per process.
+per run, so they overlap instead of adding up. Each run's peak RSS comes from ``os.wait4``, per process,
+taken by a small launcher (``measured.py``) so that it is the command's own and not the pytest process's.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import pytest
 from testkit.localregistry import LocalRegistry
 
 CONSOLE = (sys.executable, "-c", "from reconciler.cli import main; main()")
+LAUNCHER = Path(__file__).with_name("measured.py")
 MIB = 1024 * 1024
 
 
@@ -73,16 +75,27 @@ class _Started:
     process: subprocess.Popen[bytes]
     out: tempfile._TemporaryFileWrapper[bytes]
     err: tempfile._TemporaryFileWrapper[bytes]
+    peak: tempfile._TemporaryFileWrapper[bytes]
     started: float
+
+    def peak_rss(self) -> int:
+        self.peak.seek(0)
+        return int(self.peak.read() or 0)
+
+    def close(self) -> None:
+        for file in (self.out, self.err, self.peak):
+            file.close()
 
 
 def _start(args: Sequence[str], env: Mapping[str, str], cwd: Path | None, console: Sequence[str]) -> _Started:
     out = tempfile.NamedTemporaryFile(prefix="cli-out-")  # noqa: SIM115 - closed in run_all
     err = tempfile.NamedTemporaryFile(prefix="cli-err-")  # noqa: SIM115
+    peak = tempfile.NamedTemporaryFile(prefix="cli-peak-")  # noqa: SIM115
+    command = [sys.executable, str(LAUNCHER), peak.name, *console, *args]
     process = subprocess.Popen(
-        [*console, *args], stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=dict(env), cwd=cwd
+        command, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=dict(env), cwd=cwd, start_new_session=True
     )
-    return _Started(tuple(args), process, out, err, time.monotonic())
+    return _Started(tuple(args), process, out, err, peak, time.monotonic())
 
 
 def run_all(
@@ -106,19 +119,18 @@ def run_all(
             index, args = pending.pop(0)
             running[index] = _start(args, env, cwd, console)
         for index, item in list(running.items()):
-            pid, status, usage = os.wait4(item.process.pid, os.WNOHANG)
+            pid, status, _usage = os.wait4(item.process.pid, os.WNOHANG)
             if pid == 0:
                 if time.monotonic() - item.started > timeout:
-                    os.kill(item.process.pid, signal.SIGKILL)
+                    os.killpg(item.process.pid, signal.SIGKILL)  # the launcher and the command
                 continue
             item.process.returncode = os.waitstatus_to_exitcode(status)
             seconds = time.monotonic() - item.started
             item.out.seek(0)
             item.err.seek(0)
             stdout, stderr = item.out.read().decode(errors="replace"), item.err.read().decode(errors="replace")
-            item.out.close()
-            item.err.close()
-            done[index] = Run(item.args, item.process.returncode, stdout, stderr, seconds, usage.ru_maxrss * 1024)
+            done[index] = Run(item.args, item.process.returncode, stdout, stderr, seconds, item.peak_rss())
+            item.close()
             del running[index]
         time.sleep(0.02)
     return [done[index] for index in range(len(commands))]
