@@ -41,7 +41,19 @@ def started_writing(audit: Path, offset: int, process: subprocess.Popen[bytes]) 
                 if b'"phase":"intent"' in handle.read():
                     return
         time.sleep(0.005)
+
+
 VERSIONS = [f"202611{day:02d}_01" for day in range(1, 13)]
+
+
+def run_until(process: subprocess.Popen[bytes], seconds: float) -> float | None:
+    """Let the process run ``seconds``; how long it took if it ended before that, else None."""
+    started = time.monotonic()
+    while time.monotonic() - started < seconds:
+        if process.poll() is not None:
+            return time.monotonic() - started
+        time.sleep(0.002)
+    return None if process.poll() is None else seconds
 
 
 def test_kill_9_during_archive_and_delete_never_loses_a_version(
@@ -70,15 +82,18 @@ def test_kill_9_during_archive_and_delete_never_loses_a_version(
         str(audit),
     ]
     killed_mid_run = 0  # the others ran to completion before the kill: fine, the next trial re-pushes
+    span = 0.4  # kills land uniformly within this many seconds after the first intent record
     for trial in range(TRIALS):
         push_versions(registry, "d/app", versions)  # what an earlier trial retired comes back
         written = audit.stat().st_size if audit.exists() else 0
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         started_writing(audit, written, process)  # the first intent: archiving has begun
-        time.sleep(rng.uniform(0.0, 0.4))
-        if process.poll() is None:
+        finished_after = run_until(process, rng.uniform(0.0, span))
+        if finished_after is None:
             process.send_signal(signal.SIGKILL)
             killed_mid_run += 1
+        else:  # this machine is faster than the span: aim the next kills inside what a run takes here
+            span = max(0.02, 0.8 * finished_after)
         process.wait()
         where = f"(seed {seed}, trial {trial})"
         held = tags(skopeo, registry, "d/app")
