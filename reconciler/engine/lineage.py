@@ -68,49 +68,60 @@ class Lineage:
     """(environment, image, tag, digest) pinned at the head, for what was asked about."""
 
 
+_H = r"[ \t]"
 _LINE = re.compile(
-    r"""^(?:"""
-    r"""(?P<pin>\s+-\s*\{\s*tag:\s*(?P<q1>["']?)(?P<tag>[^"',}\s]+)(?P=q1)\s*,\s*"""
-    r"""digest:\s*(?P<q2>["']?)(?P<digest>[a-z0-9]+:[0-9a-f]+)(?P=q2)\s*\})"""
-    r"""|(?P<key>\s+(?P<q3>["']?)(?P<image>[a-z0-9][a-z0-9._/-]*)(?P=q3):)"""
-    r"""|environment:\s*\S+|images:|[ \t]*"""
-    r""")[ \t]*(?:\#[^\n]*)?$""",
-    re.MULTILINE,
+    rf"(?:{_H}+-{_H}*\{{{_H}*tag:{_H}*(?P<q1>[\"']?)(?P<tag>[^\"',}}\s]+)(?P=q1){_H}*,{_H}*"
+    rf"digest:{_H}*(?P<q2>[\"']?)(?P<digest>[a-z0-9]+:[0-9a-f]+)(?P=q2){_H}*\}}"
+    rf"|{_H}+(?P<q3>[\"']?)(?P<image>[a-z0-9][a-z0-9._/-]*)(?P=q3):"
+    rf"|environment:{_H}*[^\s#]+|images:|){_H}*(?:\#.*)?"
 )
+_PIN, _KEY, _OTHER = 0, 1, 2
+_LineKind = tuple[int, str, str] | tuple[int, str] | tuple[int] | tuple[()]
+_UNUSUAL: tuple[()] = ()
+_MEMO_LIMIT = 200_000
 
 
-def _scan(text: str) -> dict[tuple[str, str], str] | None:
-    """Pins of a file written the usual way (one ``- {tag: ..., digest: ...}`` per line under its image),
-    read by one regular expression over the text in a fraction of a parser's time; None for any other
-    shape (a line the expression does not cover), which the parser then reads."""
+def _classify(line: str) -> _LineKind:
+    match = _LINE.fullmatch(line)
+    if match is None:
+        return _UNUSUAL
+    if match.group("tag") is not None:
+        return (_PIN, match.group("tag"), match.group("digest"))
+    if match.group("image") is not None:
+        return (_KEY, match.group("image"))
+    return (_OTHER,)
+
+
+def _scan(
+    text: str, image: str | None = None, memo: dict[str, _LineKind] | None = None
+) -> dict[tuple[str, str], str] | None:
+    """Pins of a file written the usual way (one ``- {tag: ..., digest: ...}`` per line under its image;
+    ``image``: that image's only), line by line, in a fraction of a parser's time; None for any other
+    shape (a line it does not read), which the parser then reads. The versions of one file share most of
+    their lines, so what each line says is remembered in ``memo`` across the versions of a history."""
+    memo = {} if memo is None else memo
+    if len(memo) > _MEMO_LIMIT:
+        memo.clear()
     found: dict[tuple[str, str], str] = {}
-    image: str | None = None
-    lines = 0
-    for match in _LINE.finditer(text):
-        if match.start() == len(text):
-            break  # the empty "line" after a final newline
-        lines += 1
-        if match.group("pin") is not None:
-            if image is None:
-                return None
-            found[(image, match.group("tag"))] = match.group("digest")
-        elif match.group("key") is not None:
-            image = match.group("image")
-    expected = text.count("\n") + (0 if text.endswith("\n") else 1)
-    return found if lines >= expected else None
+    current: str | None = None
+    wanted = False
+    lines = text.split("\n")
+    for line, known in zip(lines, map(memo.get, lines), strict=True):
+        kind = known if known is not None else memo.setdefault(line, _classify(line))
+        if not kind:
+            return None
+        if kind[0] == _PIN:
+            if current is None:
+                return None  # a pin before any image
+            if wanted:
+                found[(current, kind[1])] = kind[2]  # type: ignore[misc]
+        elif kind[0] == _KEY:
+            current = kind[1]  # type: ignore[misc]
+            wanted = image is None or current == image
+    return found
 
 
-def pins_of(data: bytes | None) -> dict[tuple[str, str], str]:
-    """(image, tag) -> digest of an environment file, leniently: entries that do not read as a pin are
-    skipped (history shows what a file said, even where validation would have refused it)."""
-    if not data:
-        return {}
-    try:
-        scanned = _scan(data.decode("utf-8"))
-    except UnicodeDecodeError:
-        return {}
-    if scanned is not None:
-        return scanned
+def _parse_pins(data: bytes) -> dict[tuple[str, str], str]:
     parsed = parse_yaml("environment file", data)
     root = parsed.root
     if not isinstance(root, MappingNode):
@@ -131,6 +142,24 @@ def pins_of(data: bytes | None) -> dict[tuple[str, str], str]:
             if "tag" in fields and "digest" in fields:
                 found[(key.value, fields["tag"])] = fields["digest"]
     return found
+
+
+def pins_of(
+    data: bytes | None, image: str | None = None, memo: dict[str, _LineKind] | None = None
+) -> dict[tuple[str, str], str]:
+    """(image, tag) -> digest of an environment file (``image``: that image's pins only), leniently:
+    entries that do not read as a pin are skipped (history shows what a file said, even where validation
+    would have refused it)."""
+    if not data:
+        return {}
+    try:
+        scanned = _scan(data.decode("utf-8"), image, memo)
+    except UnicodeDecodeError:
+        return {}
+    if scanned is not None:
+        return scanned
+    found = _parse_pins(data)
+    return found if image is None else {key: value for key, value in found.items() if key[0] == image}
 
 
 def _merge_request(raw_commit: bytes | None) -> str | None:
@@ -156,6 +185,7 @@ def version_events(
     commits = commits_between(repository, None, head_sha, subdir=subdir, paths=["environments"], first_parent=True)
     prefix = f"{subdir}/" if subdir else ""
     parsed: dict[bytes, dict[tuple[str, str], str]] = {}
+    lines: dict[str, _LineKind] = {}
     events: list[VersionEvent] = []
 
     def pins(reader: BlobReader, commit: str | None, path: str) -> dict[tuple[str, str], str]:
@@ -164,10 +194,8 @@ def version_events(
         if key not in parsed:
             if len(parsed) > 64:  # only a commit's before/after are ever reused: keep memory flat
                 parsed.clear()
-            found = pins_of(data)
-            parsed[key] = {
-                k: v for k, v in found.items() if (image is None or k[0] == image) and (digest is None or v == digest)
-            }
+            found = pins_of(data, image, lines)
+            parsed[key] = found if digest is None else {k: v for k, v in found.items() if v == digest}
         return parsed[key]
 
     with BlobReader(repository) as reader:
@@ -196,7 +224,8 @@ def _compare(
     digest: str | None,
 ) -> list[VersionEvent]:
     events = []
-    for key in sorted(before.keys() | after.keys()):
+    differing = {key for key, _value in before.items() ^ after.items()}  # set operations in C: few differ
+    for key in sorted(differing):
         if image is not None and key[0] != image:
             continue
         old, new = before.get(key), after.get(key)

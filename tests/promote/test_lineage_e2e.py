@@ -121,30 +121,37 @@ def test_trace_names_both_digest_forms_it_accepts(tmp_path: Path) -> None:
 
 def test_the_line_scanner_reads_what_the_parser_reads() -> None:
     """History reads thousands of file versions; usual files go through a line scanner, anything else
-    through the YAML parser, and both must agree."""
+    through the YAML parser, and both must agree, with or without an image filter and a shared memo."""
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    from reconciler.engine.lineage import _scan, pins_of
+    from reconciler.engine.lineage import _parse_pins, _scan, pins_of
 
     digests = st.integers(0, 2**64).map(lambda n: f"sha256:{n:064x}")
     tags = st.from_regex(r"20[0-9]{6}_[0-9]{2}", fullmatch=True)
     images = st.from_regex(r"[a-z]{1,6}(/[a-z]{1,6})?", fullmatch=True)
+    memo: dict = {}  # one memo across examples, as across the versions of a history
 
-    @settings(max_examples=80, deadline=None)
+    @settings(max_examples=120, deadline=None)
     @given(st.dictionaries(images, st.lists(st.tuples(tags, digests), min_size=1, max_size=4), max_size=6),
-           st.sampled_from(['"', "'", ""]), st.booleans())  # fmt: skip
-    def check(content: dict[str, list[tuple[str, str]]], quote: str, comment: bool) -> None:
+           st.sampled_from(['"', "'", ""]), st.booleans(), st.booleans(), st.booleans())  # fmt: skip
+    def check(
+        content: dict[str, list[tuple[str, str]]], quote: str, comment: bool, blank: bool, final_newline: bool
+    ) -> None:
         lines = ["environment: t", "images:" if content else "images: {}"]
         for image, pins in content.items():
             lines.append(f"  {image}:" + ("  # the team's" if comment else ""))
             lines += [f"    - {{tag: {quote}{t}{quote}, digest: {quote}{d}{quote}}}" for t, d in pins]
-        data = ("\n".join(lines) + "\n").encode()
+            if blank:
+                lines.append("")
+        data = ("\n".join(lines) + ("\n" if final_newline else "")).encode()
         expected = {(image, t): d for image, pins in content.items() for t, d in pins}
-        assert pins_of(data) == expected
-        from reconciler.manifests.yamltree import parse_yaml  # the parser, for the same text
-
-        assert parse_yaml("f", data).root is not None
+        assert _parse_pins(data) == expected  # the parser, for the same text
+        assert pins_of(data, memo=memo) == expected
+        if content:
+            assert _scan(data.decode(), memo=memo) == expected  # the scanner read it, not the parser
+            first = next(iter(content))
+            assert pins_of(data, first, memo) == {k: v for k, v in expected.items() if k[0] == first}
 
     check()
     assert _scan("environment: t\nimages:\n  a:\n    - tag: x\n      digest: y\n") is None  # block style: parser
