@@ -36,6 +36,7 @@ from reconciler.model.redact import redact
 
 AUDIT_LOG_ENV = "RECONCILER_AUDIT_LOG"
 
+
 def scrub(text: str) -> str:
     """``text`` with anything that looks like a credential replaced by ``***``."""
     return redact(text)

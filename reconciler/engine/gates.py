@@ -108,9 +108,7 @@ async def gate_plan(desired: DesiredState, plan: Plan, access: EvidenceAccess) -
     async def judge(action: Action) -> list[GateViolation] | str:
         settings = GateSettings.from_gate(gates[action.environment])
         try:
-            evidence = await cache.get(
-                _origin(plan, action), action.digest, referrers=bool(settings.require_artifacts)
-            )
+            evidence = await cache.get(_origin(plan, action), action.digest, referrers=bool(settings.require_artifacts))
             base = None
             if settings.base is not None:
                 location, digest = _base_location(desired.config.base_images[settings.base].reference)
@@ -147,4 +145,3 @@ def _refuse(plan: Plan, refused: dict[int, str]) -> Plan:
             dataclasses.replace(action, kind=ActionKind.REFUSED, reason=reason, resolution=None, depends_on=())
         )
     return dataclasses.replace(plan, actions=tuple(actions))
-

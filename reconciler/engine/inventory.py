@@ -96,8 +96,7 @@ class _Reader:
             listed = await self.call(self.access.catalog(registry))
         except RegistryError as exc:
             self.problems.append(
-                f"{env.name} on {registry}: no catalog ({exc}); "
-                "retention covers the declared images' repositories only"
+                f"{env.name} on {registry}: no catalog ({exc}); retention covers the declared images' repositories only"
             )
             listed = []
         prefix = env.prefix + "/"
@@ -186,4 +185,3 @@ async def take_inventory(
             contents.append(content)
         blobs.setdefault((env.name, registry), {}).update(image_blobs)
     return Inventory(tuple(contents), blobs, tuple(reader.problems), reader.requests)
-

@@ -283,9 +283,7 @@ def validate_config(parsed: ParsedYaml, exists: ExistsFn) -> ConfigCheck:
     archive = archive_section(checker, fields["archive"]) if "archive" in fields else None
     if archive is None and "archive" not in fields and "retention" in fields:
         _check_archive_wanted(checker, fields["retention"], retention)
-    base_images = (
-        base_images_section(checker, fields["base_images"], registry_names) if "base_images" in fields else {}
-    )
+    base_images = base_images_section(checker, fields["base_images"], registry_names) if "base_images" in fields else {}
     base_names = _defined_names(fields.get("base_images"))
     gates = gates_section(checker, fields["gates"], env_names, base_names) if "gates" in fields else {}
     trust = trust_section(checker, fields["trust"], env_names, exists) if "trust" in fields else {}

@@ -262,8 +262,10 @@ class Copier:
             # A config or a small layer: read whole (verified as it arrives) and sent in one write, which
             # saves the streaming machinery's per-blob cost; larger blobs stream in bounded chunks.
             known = job.held.blob(digest) if job.held is not None else None
-            content = known if known is not None else await source.get_blob(
-                job.source_repository, digest, max_bytes=SMALL_BLOB_BYTES
+            content = (
+                known
+                if known is not None
+                else await source.get_blob(job.source_repository, digest, max_bytes=SMALL_BLOB_BYTES)
             )
             if len(content) != blob.size:
                 raise DigestMismatchError(

@@ -107,9 +107,7 @@ def diff_markdown(comparison: Comparison, heading: str, plan: Plan | None = None
         out.append(f"**{len(problems) + len(failing)} problem(s): this merge must not go in as it is.**")
         out.append("")
         out += [f"- :x: `{p.file}:{p.line}:{p.column}` {_cell(p.message)} (`{p.code}`)" for p in problems]
-        out += [
-            f"- :x: {a.environment} `{a.registry}/{a.repository}:{a.tag}`: {_cell(a.reason)}" for a in failing
-        ]
+        out += [f"- :x: {a.environment} `{a.registry}/{a.repository}:{a.tag}`: {_cell(a.reason)}" for a in failing]
         out.append("")
     changed = [change for change in comparison.changes if not change.empty]
     if not changed:

@@ -271,9 +271,7 @@ def make_config(
         "created": settings.created,
         "config": container_config,
         "rootfs": {"type": "layers", "diff_ids": list(diff_ids)},
-        "history": [
-            {"created": settings.created, "created_by": f"testkit layer {i}"} for i in range(len(diff_ids))
-        ],
+        "history": [{"created": settings.created, "created_by": f"testkit layer {i}"} for i in range(len(diff_ids))],
     }
     if platform.variant:
         config["variant"] = platform.variant

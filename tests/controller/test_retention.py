@@ -48,9 +48,7 @@ def test_full_passes_retire_on_shard_0_only(
     controller.wait_event("reconciled", timeout=60)
     retired = _lifecycle(controller.audit_path)
     if retires:
-        assert sorted(retired) == sorted(
-            (kind, tag, "ok") for kind in ("archive", "delete") for tag in VERSIONS[:2]
-        )
+        assert sorted(retired) == sorted((kind, tag, "ok") for kind in ("archive", "delete") for tag in VERSIONS[:2])
         assert set(entries(store)) == {f"d/app:{tag}" for tag in VERSIONS[:2]}
     else:
         assert retired == []

@@ -60,10 +60,10 @@ def _state(root: Path, url: str, base: GeneratedImage, images: dict[str, Generat
     (root / "environments").mkdir(parents=True)
     (root / "reconciler.yaml").write_text(
         "version: 1\n"
-        f"registries:\n  dev: {{url: \"{url}\"}}\n  prod: {{url: \"{url}\"}}\n"
+        f'registries:\n  dev: {{url: "{url}"}}\n  prod: {{url: "{url}"}}\n'
         "environments:\n  d: {registry: dev, prefix: d, source: true}\n"
         "  p: {registry: prod, prefix: p, from: d, immutable_tags: true}\n"
-        f"base_images:\n  prod-osbase: {{reference: \"dev/osbase/prod-osbase@{base.digest}\"}}\n"
+        f'base_images:\n  prod-osbase: {{reference: "dev/osbase/prod-osbase@{base.digest}"}}\n'
         "gates:\n  p: {base: prod-osbase, non_root: true, exec_form: true, max_layers: 4, labels: [maintainer]}\n"
     )
     pins = "".join(f'  {name}:\n    - {{tag: "{TAG}", digest: "{image.digest}"}}\n' for name, image in images.items())

@@ -324,4 +324,3 @@ def split_commands(script: str) -> list[SimpleCommand]:
     ``split_commands("cd /x && make | tee $(date).log")`` is ``cd``, ``make``, ``tee`` and ``date``
     (a substitution's commands come before the command that holds it)."""
     return _Lexer(script).run()
-
