@@ -39,7 +39,8 @@ from bench.harness import (
     run_measured,
     write_results,
 )
-from testkit.imagegen import generate_large_image, push_image
+from testkit.imagegen import generate_large_image
+from testkit.imagepush import push_image
 
 MIB = 1024 * 1024
 REPOSITORY = "bench/large"

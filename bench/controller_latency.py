@@ -32,7 +32,8 @@ import httpx
 from bench.controller_idle import ControllerRun, GitState, start_registries
 from bench.harness import compile_package, machine_info, write_results
 from testkit.demo import write_chain_state
-from testkit.imagegen import image_for, push_image
+from testkit.imagegen import image_for
+from testkit.imagepush import push_image
 
 ACCEPT = "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json"
 

@@ -29,7 +29,8 @@ from bench.harness import (
     write_results,
 )
 from bench.imageset import reconciler_command
-from testkit.imagegen import generate_large_image, push_image
+from testkit.imagegen import generate_large_image
+from testkit.imagepush import push_image
 
 MIB = 1024 * 1024
 

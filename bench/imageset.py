@@ -14,7 +14,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from testkit.imagegen import ImageSettings, make_image, make_layer, push_image
+from testkit.imagegen import ImageSettings, make_image, make_layer
+from testkit.imagepush import push_image
 
 REPOSITORIES = 20
 TAGS = 10

@@ -29,7 +29,8 @@ import httpx
 from bench.harness import Measurement, compile_package, machine_info, markdown_table, run_measured, write_results
 from bench.imageset import reconciler_command
 from testkit.demo import write_chain_state
-from testkit.imagegen import image_for, push_image
+from testkit.imagegen import image_for
+from testkit.imagepush import push_image
 from testkit.localregistry import LocalRegistry
 
 REPOSITORIES = 100

@@ -108,7 +108,8 @@ def populate(
     repository)."""
     import httpx
 
-    from testkit.imagegen import OCI_MANIFEST, push_image
+    from testkit.imagegen import OCI_MANIFEST
+    from testkit.imagepush import push_image
 
     versions: list[Version] = []
     jobs: list[tuple[str, str, bytes]] = []
@@ -141,7 +142,8 @@ def promote_newest(registry_url: str, versions: Sequence[Version], prefix: str) 
     declares, so that its plan is in sync); return those versions."""
     import httpx
 
-    from testkit.imagegen import OCI_MANIFEST, push_image
+    from testkit.imagegen import OCI_MANIFEST
+    from testkit.imagepush import push_image
 
     newest: dict[str, Version] = {}
     for version in versions:

@@ -19,7 +19,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from reconciler.archive.files import fsync_directory, os_errors
 from reconciler.archive.index import LayoutIndex
@@ -27,8 +27,17 @@ from reconciler.archive.verify import EntryVerification, TreeWalker, VerifyProbl
 from reconciler.errors import ArchiveError
 from reconciler.model.digest import Digest, is_valid_digest
 
-if TYPE_CHECKING:
-    from reconciler.archive.layout import OciLayout
+
+class IndexedLayout(Protocol):
+    """What upkeep needs of an ``OciLayout``: where it is, its name for messages, its current index."""
+
+    @property
+    def path(self) -> Path: ...
+
+    @property
+    def name(self) -> str: ...
+
+    async def index(self) -> LayoutIndex: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +73,7 @@ async def _walk_all(
     return walker, list(results)
 
 
-async def verify_layout(layout: OciLayout, *, parallel: int) -> VerifyReport:
+async def verify_layout(layout: IndexedLayout, *, parallel: int) -> VerifyReport:
     root = layout.path
     where = str(root)
     if not await asyncio.to_thread(root.is_dir):
@@ -88,7 +97,7 @@ async def verify_layout(layout: OciLayout, *, parallel: int) -> VerifyReport:
     return VerifyReport(where, entries=tuple(results), unreferenced_blobs=garbage)
 
 
-async def verify_entry(layout: OciLayout, name: str, *, digest: str | None, parallel: int) -> EntryVerification:
+async def verify_entry(layout: IndexedLayout, name: str, *, digest: str | None, parallel: int) -> EntryVerification:
     expected = Digest(digest) if digest is not None else None
     entry = (await layout.index()).find(name)
     if entry is None:
@@ -100,7 +109,7 @@ async def verify_entry(layout: OciLayout, name: str, *, digest: str | None, para
     return await TreeWalker(layout.path, rehash=True, parallel=parallel).entry(name, entry.descriptor)
 
 
-async def collect_garbage(layout: OciLayout, *, keep: frozenset[Digest]) -> GarbageReport:
+async def collect_garbage(layout: IndexedLayout, *, keep: frozenset[Digest]) -> GarbageReport:
     """The caller holds the writer lock (no other process writes) and the index lock (no entry changes)."""
     root = layout.path
     index = await layout.index()

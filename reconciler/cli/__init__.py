@@ -13,6 +13,7 @@ import traceback
 
 from reconciler.cli import (  # noqa: F401  (registers commands)
     commands_archive,
+    commands_archive_ops,
     commands_controller,
     commands_demo,
     commands_diff,

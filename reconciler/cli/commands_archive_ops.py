@@ -28,10 +28,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from reconciler.cli.commands_archive import (
+from reconciler.cli.archive_common import (
     CommandError,
     DirOption,
-    OutputOption,
     Source,
     StoreOption,
     archive_app,
@@ -41,6 +40,7 @@ from reconciler.cli.commands_archive import (
     show,
     usage,
 )
+from reconciler.cli.options import AuditLogOption, InsecureOption, OutputOption
 from reconciler.cli.render import OutputFormat, err
 from reconciler.cli.sources import CacheOption, DirArgument, RefOption, RepoOption
 from reconciler.exitcodes import ExitCode
@@ -53,19 +53,6 @@ if TYPE_CHECKING:
     from reconciler.model.plan import Action
 
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Print what would be done; write nothing.")]
-AuditOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--audit-log",
-        help="Audit log file (JSON lines, appended). Default: $RECONCILER_AUDIT_LOG, "
-        "else $XDG_STATE_HOME/reconciler/audit.jsonl.",
-        show_default=False,
-    ),
-]
-InsecureOption = Annotated[
-    bool,
-    typer.Option("--insecure", help="Allow plain HTTP / unverified TLS for every registry (loopback never needs it)."),
-]
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,7 +206,7 @@ def restore(
     cache_dir: CacheOption = None,
     store: StoreOption = None,
     dry_run: DryRunOption = False,
-    audit_log: AuditOption = None,
+    audit_log: AuditLogOption = None,
     insecure: InsecureOption = False,
     output: OutputOption = OutputFormat.text,
 ) -> None:
@@ -364,7 +351,7 @@ def destroy(
     cache_dir: CacheOption = None,
     store: StoreOption = None,
     dry_run: DryRunOption = False,
-    audit_log: AuditOption = None,
+    audit_log: AuditLogOption = None,
     output: OutputOption = OutputFormat.text,
 ) -> None:
     """Destroy archive entries past archive.destroy_after_days, or exactly the REFs named.

@@ -13,12 +13,12 @@ from __future__ import annotations
 import json
 import os
 import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from reconciler.cli.app import app
+from reconciler.cli.options import AuditLogOption, InsecureOption
 from reconciler.cli.sources import CacheOption, DirArgument, RefOption, RepoOption
 
 OPTIONS_ENV = "RECONCILER_CONTROLLER_OPTIONS"
@@ -71,15 +71,7 @@ def controller(
             "--log-format", envvar="RECONCILER_LOG_FORMAT", metavar="text|json", help="Event log format on stdout."
         ),
     ] = "text",
-    audit_log: Annotated[
-        Path | None,
-        typer.Option(
-            "--audit-log",
-            help="Audit log file (JSON lines, appended). Default: $RECONCILER_AUDIT_LOG, "
-            "else $XDG_STATE_HOME/reconciler/audit.jsonl.",
-            show_default=False,
-        ),
-    ] = None,
+    audit_log: AuditLogOption = None,
     cache_dir: CacheOption = None,
     trusted_base: Annotated[
         str | None,
@@ -89,9 +81,7 @@ def controller(
             help="First trusted commit for the signature checks (afterwards: the last commit applied).",
         ),
     ] = None,
-    insecure: Annotated[
-        bool, typer.Option("--insecure", help="Allow plain HTTP / unverified TLS for every registry.")
-    ] = False,
+    insecure: InsecureOption = False,
     concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Images copied at once.")] = 16,
     retry_base: Annotated[
         str,

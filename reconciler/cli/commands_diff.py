@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from reconciler.cli.app import app
+from reconciler.cli.options import OutputOption
 from reconciler.cli.render import OutputFormat, emit_json, envelope, err
 from reconciler.cli.sources import CacheOption, DirArgument, RefOption, RepoOption, describe, open_trees
 from reconciler.exitcodes import ExitCode
@@ -35,7 +36,7 @@ def diff(
         bool, typer.Option("--plan", help="Also observe the registries and list the actions the merge causes.")
     ] = False,
     insecure: Annotated[bool, typer.Option("--insecure", help="With --plan: allow plain HTTP registries.")] = False,
-    output: Annotated[OutputFormat, typer.Option("--output", "-o", help="text, markdown or json.")] = OutputFormat.text,
+    output: OutputOption = OutputFormat.text,
 ) -> None:
     """Show what a change to the desired state does, per environment (and, with --plan, in the registries)."""
     import asyncio

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from reconciler.cli.app import app
+from reconciler.cli.options import AuditLogOption, InsecureOption, OutputOption
 from reconciler.cli.render import OutputFormat, emit_json, envelope, err
 from reconciler.cli.sources import CacheOption, DirArgument, RefOption, RepoOption, describe, open_trees
 from reconciler.exitcodes import ExitCode
@@ -66,11 +67,6 @@ class LogFormat(StrEnum):
 EnvOption = Annotated[
     list[str] | None,
     typer.Option("--env", "-e", help="Only this environment (repeatable). Default: every non-source one."),
-]
-OutputOption = Annotated[OutputFormat, typer.Option("--output", "-o", help="text, markdown or json.")]
-InsecureOption = Annotated[
-    bool,
-    typer.Option("--insecure", help="Allow plain HTTP / unverified TLS for every registry (loopback never needs it)."),
 ]
 
 
@@ -238,15 +234,7 @@ def apply(
     ref: RefOption = "main",
     env: EnvOption = None,
     output: OutputOption = OutputFormat.text,
-    audit_log: Annotated[
-        Path | None,
-        typer.Option(
-            "--audit-log",
-            help="Audit log file (JSON lines, appended). Default: $RECONCILER_AUDIT_LOG, "
-            "else $XDG_STATE_HOME/reconciler/audit.jsonl.",
-            show_default=False,
-        ),
-    ] = None,
+    audit_log: AuditLogOption = None,
     log_format: Annotated[
         LogFormat,
         typer.Option(

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from reconciler.cli.app import app
+from reconciler.cli.options import InsecureOption, OutputOption
 from reconciler.cli.progress import TransferBars, human_size
 from reconciler.cli.render import OutputFormat, emit_json, envelope, err
 from reconciler.errors import ReconcilerError
@@ -29,12 +30,6 @@ if TYPE_CHECKING:
     from reconciler.registry.mirror import ImageCopy
 
 T = TypeVar("T")
-
-InsecureOption = Annotated[
-    bool,
-    typer.Option("--insecure", help="Allow plain HTTP / unverified TLS for non-loopback registries."),
-]
-OutputOption = Annotated[OutputFormat, typer.Option("--output", "-o", help="text, markdown or json.")]
 
 
 def _usage(message: str) -> typer.Exit:

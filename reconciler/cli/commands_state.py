@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from reconciler.cli.app import app
+from reconciler.cli.options import OutputOption
 from reconciler.cli.render import OutputFormat, emit_json, envelope, err
 from reconciler.cli.sources import BaseOption, CacheOption, DirArgument, RefOption, RepoOption, open_trees
 from reconciler.errors import SourceError
@@ -57,7 +58,7 @@ def validate(
     repo: RepoOption = None,
     ref: RefOption = "main",
     cache_dir: CacheOption = None,
-    output: Annotated[OutputFormat, typer.Option("--output", "-o", help="text, markdown or json.")] = OutputFormat.text,
+    output: OutputOption = OutputFormat.text,
 ) -> None:
     """Validate a desired-state directory (or --repo URL --ref REF) offline; report every problem as
     path:line:column."""

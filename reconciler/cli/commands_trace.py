@@ -16,6 +16,7 @@ from typing import Annotated
 import typer
 
 from reconciler.cli.app import app
+from reconciler.cli.options import OutputOption
 from reconciler.cli.render import OutputFormat, emit_json, envelope, err
 from reconciler.cli.sources import CacheOption, DirArgument, RefOption, RepoOption
 from reconciler.exitcodes import ExitCode
@@ -24,7 +25,6 @@ AuditOption = Annotated[
     Path | None,
     typer.Option("--audit-log", help="Audit log to join (default: $RECONCILER_AUDIT_LOG or the state dir)."),
 ]
-OutputOption = Annotated[OutputFormat, typer.Option("--output", "-o", help="text, markdown or json.")]
 
 
 def _lineage(

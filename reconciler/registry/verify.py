@@ -22,14 +22,20 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from reconciler.errors import NotFoundError, RegistryError
 from reconciler.model.digest import is_valid_digest
 from reconciler.model.manifest import Descriptor, Manifest
 
-if TYPE_CHECKING:
-    from reconciler.registry.client import RegistryClient
+
+class ImageReader(Protocol):
+    """What the verifier reads through: a registry client's manifest GET and blob HEAD."""
+
+    async def get_manifest(self, repository: str, reference: str) -> Manifest: ...
+
+    async def head_blob(self, repository: str, digest: str) -> int | None: ...
+
 
 MAX_CHECKS_IN_FLIGHT = 8
 
@@ -55,7 +61,7 @@ def _reason(exc: RegistryError) -> str:
 class ImageVerifier:
     """Reads images back from one registry (see the module docstring). One per ``RegistryClient``."""
 
-    def __init__(self, client: RegistryClient) -> None:
+    def __init__(self, client: ImageReader) -> None:
         self._client = client
         self._intact: set[tuple[str, str]] = set()
         """(repository, digest) of manifests and blobs already found whole."""

@@ -31,12 +31,10 @@ from testkit.imagegen import (
     OCI_INDEX,
     OCI_MANIFEST,
     Blob,
-    ChallengeAuth,
     canonical_json,
-    push_blob,
-    push_manifest,
     sha256_digest,
 )
+from testkit.imagepush import ChallengeAuth, push_blob, push_manifest
 
 EMPTY_MEDIA_TYPE = "application/vnd.oci.empty.v1+json"
 EMPTY_BLOB = Blob.from_bytes(b"{}", EMPTY_MEDIA_TYPE)

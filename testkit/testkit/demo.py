@@ -209,7 +209,7 @@ def run_demo(
     from reconciler.manifests import load_desired_state, validate_directory  # noqa: PLC0415
     from reconciler.report.passes import plan_lines, summary_line  # noqa: PLC0415
     from reconciler.source import open_directory  # noqa: PLC0415
-    from testkit.imagegen import push_image  # noqa: PLC0415
+    from testkit.imagepush import push_image  # noqa: PLC0415
     from testkit.localregistry import LocalRegistry  # noqa: PLC0415
 
     if example is None:

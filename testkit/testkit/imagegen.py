@@ -7,7 +7,7 @@ is Docker schema2 or OCI, single platform or a multi-platform index (Docker mani
 - :func:`make_image` / :func:`image_for` build small images in memory (:class:`GeneratedImage`).
 - :func:`generate_large_image` writes big images (e.g. 500 MiB in 5 incompressible layers) to files on
   disk, never holding a layer in memory.
-- :func:`push_image` and :func:`write_oci_layout` live in :mod:`testkit.imagepush` (re-exported here):
+- Pushing them and writing OCI layouts is :mod:`testkit.imagepush` (``push_image``, ``write_oci_layout``):
   an independent synchronous httpx client, so tests of the product's client do not seed their data with
   the code under test.
 
@@ -487,15 +487,8 @@ def generate_large_image(
     return single(make_manifest(config, layers, platform=platform, fmt=fmt), fmt)
 
 
-# -- push ------------------------------------------------------------------------------------------
-
-
-# Pushing lives in ``testkit.imagepush``; these names stay importable from here for existing callers.
-from testkit.imagepush import ChallengeAuth, push_blob, push_image, push_manifest, write_oci_layout  # noqa: E402
-
 __all__ = [
     "Blob",
-    "ChallengeAuth",
     "GeneratedImage",
     "GeneratedManifest",
     "ImageSettings",
@@ -508,8 +501,4 @@ __all__ = [
     "make_index",
     "make_layer",
     "make_manifest",
-    "push_blob",
-    "push_image",
-    "push_manifest",
-    "write_oci_layout",
 ]

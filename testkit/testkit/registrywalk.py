@@ -20,7 +20,8 @@ from typing import Any
 
 import httpx
 
-from testkit.imagegen import INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, ChallengeAuth
+from testkit.imagegen import INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES
+from testkit.imagepush import ChallengeAuth
 
 _ACCEPT = ", ".join(MANIFEST_MEDIA_TYPES)
 

@@ -24,7 +24,8 @@ from reconciler.archive import OciLayout, provenance
 from reconciler.cli import app
 from reconciler.engine.audit import pair_records, read_records
 from reconciler.exitcodes import ExitCode
-from testkit.imagegen import GeneratedImage, image_for, make_layer, push_image
+from testkit.imagegen import GeneratedImage, image_for, make_layer
+from testkit.imagepush import push_image
 from testkit.localregistry import LocalRegistry
 
 from .helpers import blob_file, corrupt, put_image, run

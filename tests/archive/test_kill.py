@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 from reconciler.archive import OciLayout
-from testkit.imagegen import GeneratedImage, image_for, push_image
+from testkit.imagegen import GeneratedImage, image_for
+from testkit.imagepush import push_image
 from testkit.localregistry import LocalRegistry
 
 from .helpers import bad_blob_files, run

@@ -24,7 +24,8 @@ from typer.testing import CliRunner
 from reconciler.archive import OciLayout
 from reconciler.cli import app
 from reconciler.engine.audit import pair_records, read_records
-from testkit.imagegen import GeneratedImage, image_for, make_layer, push_image
+from testkit.imagegen import GeneratedImage, image_for, make_layer
+from testkit.imagepush import push_image
 from testkit.localregistry import LocalRegistry
 
 pytestmark = pytest.mark.registry

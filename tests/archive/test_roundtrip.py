@@ -17,7 +17,8 @@ from support.skopeo import Skopeo
 
 from reconciler.archive import SOURCE_COMMIT, OciLayout, provenance
 from reconciler.registry import Copier, RegistryClient
-from testkit.imagegen import image_for, push_image
+from testkit.imagegen import image_for
+from testkit.imagepush import push_image
 from testkit.localregistry import LocalRegistry
 
 from .helpers import TAG, archive_from, restore_to, run

@@ -14,7 +14,8 @@ from support.registries import RegistryFactory
 
 from reconciler.archive import OciLayout
 from reconciler.errors import ArchiveError, DigestMismatchError
-from testkit.imagegen import image_for, make_image, push_image
+from testkit.imagegen import image_for, make_image
+from testkit.imagepush import push_image
 from testkit.localregistry import LocalRegistry
 
 from .helpers import (

@@ -13,7 +13,8 @@ from support.skopeo import Skopeo
 
 from reconciler.archive import SOURCE_REGISTRY, OciLayout, export, import_archive, provenance
 from reconciler.errors import ArchiveError
-from testkit.imagegen import GeneratedImage, image_for, push_image
+from testkit.imagegen import GeneratedImage, image_for
+from testkit.imagepush import push_image
 from testkit.localregistry import LocalRegistry
 
 from .helpers import TAG, blob_file, corrupt, put_image, run

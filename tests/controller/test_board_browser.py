@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from engine.landscape import Landscape
 
-from testkit.imagegen import push_image
+from testkit.imagepush import push_image
 
 from .conftest import ControllerFactory
 from .harness import wait_for

@@ -12,7 +12,7 @@ import pytest
 from engine.landscape import ACCEPT, Landscape, start_landscape
 from support.faultproxy import FaultProxy
 
-from testkit.imagegen import push_image
+from testkit.imagepush import push_image
 from testkit.localregistry import LocalRegistry
 
 from .conftest import ControllerFactory

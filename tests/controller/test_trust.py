@@ -12,7 +12,8 @@ import pytest
 from support.skopeo import Skopeo
 from trust.conftest import DesiredRepo, desired_repo, keys  # noqa: F401  (the trust tests' fixtures)
 
-from testkit.imagegen import image_for, push_image
+from testkit.imagegen import image_for
+from testkit.imagepush import push_image
 from testkit.localregistry import LocalRegistry
 
 from .conftest import ControllerFactory

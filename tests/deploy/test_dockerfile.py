@@ -17,6 +17,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from support.hadolint import hadolint_binary
 from typer.testing import CliRunner
 
 from reconciler import __version__
@@ -32,7 +33,6 @@ from .helpers import (
     arg_default,
     dockerfile,
     final_stage,
-    hadolint_binary,
     instructions,
     pairs,
     pyproject,

@@ -12,7 +12,8 @@ from typing import Any
 import httpx
 
 from testkit.demo import CHAIN_REGISTRIES, write_chain_state
-from testkit.imagegen import GeneratedImage, image_for, push_image
+from testkit.imagegen import GeneratedImage, image_for
+from testkit.imagepush import push_image
 from testkit.localregistry import LocalRegistry
 
 ENVS = ("d", "t", "s1", "s2", "p")

@@ -19,7 +19,8 @@ from typer.testing import CliRunner
 from reconciler.cli import app
 from reconciler.exitcodes import ExitCode
 from testkit.demo import CHAIN_REGISTRIES, write_chain_state
-from testkit.imagegen import GeneratedImage, image_for, make_layer, push_image
+from testkit.imagegen import GeneratedImage, image_for, make_layer
+from testkit.imagepush import push_image
 from testkit.localregistry import LocalRegistry, RequestRecord
 
 pytestmark = [pytest.mark.registry]

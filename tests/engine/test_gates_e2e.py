@@ -23,8 +23,8 @@ from testkit.imagegen import (
     make_index,
     make_layer,
     make_manifest,
-    push_image,
 )
+from testkit.imagepush import push_image
 from testkit.localregistry import LocalRegistry
 
 pytestmark = pytest.mark.registry

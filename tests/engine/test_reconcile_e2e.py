@@ -120,7 +120,7 @@ def test_immutable_conflict_is_refused_nothing_written_and_audited(landscape: La
     root = landscape.promote_everywhere([(name, tag)])
     # someone pushed another image under the production tag on the second site
     intruder = landscape.image("intruder", tag)
-    from testkit.imagegen import push_image
+    from testkit.imagepush import push_image
 
     push_image(intruder, landscape.registries["prod-b"].url, f"p/{name}", tag)
     mark = landscape.registries["prod-b"].mark()
@@ -276,7 +276,7 @@ def test_mutable_environment_moves_a_conflicting_tag_and_audits_it(landscape: La
     name, tag = VERSIONS[0]
     wanted = landscape.seed(name, tag)
     stale = landscape.seed("stale", tag, env="t")  # t/stale exists; now put that image under t/<name>:<tag>
-    from testkit.imagegen import push_image
+    from testkit.imagepush import push_image
 
     push_image(landscape.images[("stale", tag)], landscape.registries["test"].url, f"t/{name}", tag)
     root = landscape.write({"d": [(name, tag, wanted)], "t": [(name, tag, wanted)]})  # t allows tag moves

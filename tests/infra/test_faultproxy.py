@@ -12,7 +12,8 @@ import pytest
 from support.faultproxy import FaultKind, FaultProxy
 from support.skopeo import Skopeo
 
-from testkit.imagegen import OCI_INDEX, image_for, push_image
+from testkit.imagegen import OCI_INDEX, image_for
+from testkit.imagepush import push_image
 from testkit.localregistry import LocalRegistry
 
 

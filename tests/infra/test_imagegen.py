@@ -25,9 +25,8 @@ from testkit.imagegen import (
     generate_large_image,
     image_for,
     make_image,
-    push_image,
-    write_oci_layout,
 )
+from testkit.imagepush import push_image, write_oci_layout
 from testkit.localregistry import LocalRegistry
 
 TWO_PLATFORMS = ("linux/amd64", "linux/arm64/v8")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import httpx
 from support.registries import AuthedRegistry, RegistryFactory
 
-from testkit.imagegen import image_for, push_image
+from testkit.imagegen import image_for
+from testkit.imagepush import push_image
 from testkit.localregistry import LocalRegistry
 from testkit.registrywalk import walk_registry
 

@@ -13,7 +13,8 @@ from support.skopeo import Skopeo
 from support.tokenserver import AclRule, Algorithm, HeaderMode, TokenServer, libtrust_key_id, parse_scope
 
 from reconciler.errors import AuthError
-from testkit.imagegen import image_for, push_image
+from testkit.imagegen import image_for
+from testkit.imagepush import push_image
 
 
 def _challenge(response: httpx.Response) -> dict[str, str]:

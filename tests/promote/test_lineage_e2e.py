@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 from reconciler.cli import app
 from reconciler.exitcodes import ExitCode
 from testkit.demo import CHAIN_REGISTRIES, write_chain_state
-from testkit.imagegen import image_for, push_image
+from testkit.imagegen import image_for
+from testkit.imagepush import push_image
 from testkit.localregistry import LocalRegistry
 
 pytestmark = pytest.mark.registry

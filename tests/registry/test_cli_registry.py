@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 from reconciler.cli import app
 from reconciler.exitcodes import ExitCode
-from testkit.imagegen import image_for, push_image
+from testkit.imagegen import image_for
+from testkit.imagepush import push_image
 from testkit.localregistry import LocalRegistry
 
 RegistryFactory = Callable[..., LocalRegistry]

@@ -1,6 +1,6 @@
 """RegistryClient against real docker-registry processes: plain, htpasswd Basic and token auth.
 
-Images are seeded with ``testkit.imagegen.push_image`` (independent of the client under test),
+Images are seeded with ``testkit.imagepush.push_image`` (independent of the client under test),
 and request counts are read from the registry's own access log.
 """
 
@@ -17,7 +17,8 @@ from support.registries import AuthedRegistry
 from reconciler.errors import AuthError, DigestMismatchError, NotFoundError
 from reconciler.model.manifest import DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST
 from reconciler.registry import Credentials, RegistryClient
-from testkit.imagegen import image_for, push_image
+from testkit.imagegen import image_for
+from testkit.imagepush import push_image
 from testkit.localregistry import LocalRegistry
 
 pytestmark = pytest.mark.registry

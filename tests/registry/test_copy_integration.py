@@ -14,7 +14,8 @@ from support.registries import AuthedRegistry
 from support.skopeo import Skopeo
 
 from reconciler.registry import Copier, CopyReport, Credentials, RegistryClient
-from testkit.imagegen import image_for, make_layer, push_image, write_oci_layout
+from testkit.imagegen import image_for, make_layer
+from testkit.imagepush import push_image, write_oci_layout
 from testkit.localregistry import LocalRegistry, RequestRecord
 
 RegistryFactory = Callable[..., LocalRegistry]

@@ -37,7 +37,8 @@ from testkit.artifacts import (
     push_cosign_signature,
     simple_signing_payload,
 )
-from testkit.imagegen import OCI_CONFIG, Blob, GeneratedImage, image_for, push_image
+from testkit.imagegen import OCI_CONFIG, Blob, GeneratedImage, image_for
+from testkit.imagepush import push_image
 from testkit.localregistry import LocalRegistry
 
 TAG = "20261127_01"

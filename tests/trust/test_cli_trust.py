@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 
 from reconciler.cli import app
 from reconciler.exitcodes import ExitCode
-from testkit.imagegen import image_for, push_image
+from testkit.imagegen import image_for
+from testkit.imagepush import push_image
 from testkit.localregistry import LocalRegistry
 
 from .conftest import DesiredRepo

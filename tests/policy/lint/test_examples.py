@@ -8,11 +8,12 @@ import json
 import subprocess
 from typing import Any
 
+from support.hadolint import hadolint_binary
 from typer.testing import CliRunner
 
 from reconciler.cli import app
 
-from .helpers import EXAMPLES, hadolint_binary
+from .helpers import EXAMPLES
 
 CLEAN = ["app.Dockerfile", "compile-osbase.Dockerfile", "java-runtime.Dockerfile", "prod-osbase.Dockerfile"]
 

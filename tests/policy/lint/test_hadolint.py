@@ -19,12 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.hadolint import hadolint_binary
 
 from reconciler.policy.lint import HADOLINT_EQUIVALENTS, LintConfig, parse_config, parse_dockerfile
 from reconciler.policy.lint.engine import find_violations
 from reconciler.policy.lint.parse import DockerfileSyntaxError
 
-from .helpers import CORPUS, hadolint_binary
+from .helpers import CORPUS
 
 FILES = sorted(CORPUS.glob("*.Dockerfile"))
 
