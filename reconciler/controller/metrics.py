@@ -13,7 +13,6 @@ Nothing here decides anything: the loop tells it what happened.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -26,19 +25,9 @@ from prometheus_client import (
 )
 
 from reconciler import __version__
+from reconciler.registry.session import RequestStats
 
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
-
-
-@dataclass(frozen=True, slots=True)
-class RegistryTraffic:
-    """What one registry client sent during a pass (copied from its ``RequestStats``)."""
-
-    requests: int
-    errors: int
-    seconds: float
-    bytes_uploaded: int
-    bytes_downloaded: int
 
 
 class ControllerMetrics:
@@ -139,7 +128,7 @@ class ControllerMetrics:
         self.stalled.set(0)
         self.ready.set(0)
 
-    def record_traffic(self, traffic: Mapping[str, RegistryTraffic]) -> None:
+    def record_traffic(self, traffic: Mapping[str, RequestStats]) -> None:
         for name, used in traffic.items():
             self.requests.labels(registry=name).inc(used.requests)
             self.request_errors.labels(registry=name).inc(used.errors)

@@ -18,8 +18,6 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
-from reconciler.controller.access import StoppableAccess
-from reconciler.controller.metrics import RegistryTraffic
 from reconciler.engine.audit import AuditLog
 from reconciler.engine.plan import ImageFilter
 from reconciler.engine.reconcile import PassReport, reconcile_pass
@@ -27,6 +25,7 @@ from reconciler.engine.registries import RegistryPool
 from reconciler.errors import cause_of
 from reconciler.model.desired import DesiredState
 from reconciler.model.outcome import Cause
+from reconciler.registry.session import RequestStats
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,24 +34,12 @@ class PassOutcome:
     """None when the pass could not run (``error`` says why)."""
     error: Cause | None
     seconds: float
-    traffic: dict[str, RegistryTraffic] = field(default_factory=dict)
+    traffic: dict[str, RequestStats] = field(default_factory=dict)
+    """Each registry client's counters: the pass's own, since every pass has its own pool."""
 
     @property
     def requests(self) -> int:
         return sum(used.requests for used in self.traffic.values())
-
-
-def _traffic(pool: RegistryPool) -> dict[str, RegistryTraffic]:
-    return {
-        name: RegistryTraffic(
-            requests=client.stats.requests,
-            errors=client.stats.errors,
-            seconds=client.stats.seconds,
-            bytes_uploaded=client.stats.bytes_uploaded,
-            bytes_downloaded=client.stats.bytes_downloaded,
-        )
-        for name, client in pool.clients.items()
-    }
 
 
 async def run_pass(
@@ -71,11 +58,12 @@ async def run_pass(
     undeclared versions of the selected environments (archive, delete, destroy)."""
     started = time.monotonic()
     pool = RegistryPool(desired.config, root=desired.root, insecure=insecure, referrers=True)
-    traffic: dict[str, RegistryTraffic] = {}
+    report: PassReport | None = None
+    error: Cause | None = None
     try:
         report = await reconcile_pass(
             desired,
-            StoppableAccess(pool, stopping),
+            pool,
             only=environments or None,
             dry_run=False,
             audit=audit,
@@ -83,15 +71,11 @@ async def run_pass(
             images=images,
             retention=retention,
             deep=deep,
-            may_start=lambda: not stopping.is_set(),
+            may_start=lambda: not stopping.is_set(),  # after SIGTERM no write starts; those under way finish
         )
-    except asyncio.CancelledError:
-        raise
     except Exception as exc:  # a pass never takes the controller down: its cause is reported
-        traffic = _traffic(pool)
-        return PassOutcome(None, cause_of(exc), time.monotonic() - started, traffic)
+        error = cause_of(exc)
     finally:
-        if not traffic:
-            traffic = _traffic(pool)
+        traffic = {name: client.stats for name, client in pool.clients.items()}
         await asyncio.shield(pool.aclose())
-    return PassOutcome(report, None, time.monotonic() - started, traffic)
+    return PassOutcome(report, error, time.monotonic() - started, traffic)

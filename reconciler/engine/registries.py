@@ -106,14 +106,17 @@ class RegistryPool:
         self.copier: Copier = Copier(max_parallel_blobs=parallel_blobs, progress=self._relay)
         self._keep_manifests = False
         self._manifests: dict[tuple[str, str, str], Manifest] = {}
+        """(registry, repository, digest) -> manifest fetched by ``has_manifest`` while keeping them."""
         self._blobs: dict[tuple[str, str, str], bytes] = {}
         """(registry, repository, digest) -> a small blob the gates read (a config), kept like manifests."""
-        """(registry, repository, digest) -> manifest fetched by ``has_manifest`` while keeping them."""
         self._tagged: dict[tuple[str, str], asyncio.Future[bool]] = {}
         """(registry, repository) -> whether the repository held a tag before this pass wrote to it."""
         self._listings: dict[tuple[str, str], asyncio.Future[list[str]]] = {}
         """(registry, repository) -> its tags, listed once per pass for referrer discovery (cosign tags and
         tag-schema indexes live among them): one request per source repository, not one per image."""
+        self._found_referrers: dict[tuple[str, str, str], asyncio.Future[list[Referrer]]] = {}
+        """(registry, repository, image digest) -> its referrers, discovered once per pass (the gates and the
+        plan's list of what travels ask for the same images)."""
 
     @property
     def copies_referrers(self) -> bool:
@@ -127,14 +130,16 @@ class RegistryPool:
         of every pass, it also forgets what an earlier pass of this pool learned (kept manifests, which
         target repositories held tags), so that evidence is never older than the pass using it."""
         self._keep_manifests = keep
+        self._forget()
+
+    def _forget(self) -> None:
+        """Drop what this pass learned: kept manifests and blobs, tag listings, referrers, tagged repositories."""
         self._manifests.clear()
         self._blobs.clear()
-        for task in self._tagged.values():
-            task.cancel()
-        self._tagged.clear()
-        for listing in self._listings.values():
-            listing.cancel()
-        self._listings.clear()
+        for futures in (self._tagged, self._listings, self._found_referrers):
+            for future in futures.values():
+                future.cancel()
+            futures.clear()
 
     def watch(self, progress: CopyProgress | None) -> None:
         """Report blob transfers of the following copies to ``progress`` (None: to nobody)."""
@@ -295,11 +300,20 @@ class RegistryPool:
         return data
 
     async def referrers(self, location: Location, manifest: Manifest) -> list[Referrer]:
-        """The image's referrers (and its platforms'), as the gates see them."""
+        """The image's referrers (and its platforms'), as the gates see them: discovered once per pass and
+        image, through the pass's one tag listing of the repository."""
+        key = (location.registry, location.repository, str(manifest.digest))
+        found = self._found_referrers.get(key)
+        if found is None:
+            found = self._found_referrers[key] = asyncio.ensure_future(self._discover(location, manifest))
+        return list(await asyncio.shield(found))
+
+    async def _discover(self, location: Location, manifest: Manifest) -> list[Referrer]:
         from reconciler.policy.referrers import Referrer  # noqa: PLC0415
         from reconciler.registry.referrers import discover_image  # noqa: PLC0415
 
-        found = await discover_image(self.client(location.registry), location.repository, manifest)
+        tags = await self._source_tags(location)
+        found = await discover_image(self.client(location.registry), location.repository, manifest, tags=tags)
         return [
             Referrer(
                 digest=item.digest,
@@ -334,14 +348,7 @@ class RegistryPool:
         return sum(c.stats.requests for c in self._clients.values())
 
     async def aclose(self) -> None:
-        self._manifests.clear()
-        self._blobs.clear()
-        for listing in self._listings.values():
-            listing.cancel()
-        self._listings.clear()
-        for task in self._tagged.values():
-            task.cancel()
-        self._tagged.clear()
+        self._forget()
         clients, self._clients = list(self._clients.values()), {}
         for client in clients:
             await client.aclose()
