@@ -18,7 +18,7 @@ from typing import Annotated
 import typer
 
 from reconciler.cli.app import app
-from reconciler.cli.options import AuditLogOption, InsecureOption
+from reconciler.cli.options import AuditLogOption, EnvOption, InsecureOption
 from reconciler.cli.sources import CacheOption, DirArgument, RefOption, RepoOption
 
 OPTIONS_ENV = "RECONCILER_CONTROLLER_OPTIONS"
@@ -34,10 +34,7 @@ def controller(
     watch: Annotated[
         bool, typer.Option("--watch", help="With DIR: reconcile as soon as a file under it changes.")
     ] = False,
-    env: Annotated[
-        list[str] | None,
-        typer.Option("--env", "-e", help="Only this environment (repeatable). Default: every non-source one."),
-    ] = None,
+    env: EnvOption = None,
     interval: Annotated[
         str, typer.Option("--interval", metavar="DURATION", help="How often to look at the source (30s, 5m, 1h).")
     ] = "60s",

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from reconciler.cli.app import app
-from reconciler.cli.options import AuditLogOption, InsecureOption, OutputOption
+from reconciler.cli.options import AuditLogOption, EnvOption, InsecureOption, OutputOption
 from reconciler.cli.render import OutputFormat, emit_json, envelope, err
 from reconciler.cli.sources import CacheOption, DirArgument, RefOption, RepoOption, describe, open_trees
 from reconciler.exitcodes import ExitCode
@@ -64,10 +64,6 @@ class LogFormat(StrEnum):
     json = "json"
 
 
-EnvOption = Annotated[
-    list[str] | None,
-    typer.Option("--env", "-e", help="Only this environment (repeatable). Default: every non-source one."),
-]
 
 
 def _load(

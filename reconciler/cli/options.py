@@ -1,4 +1,5 @@
-"""The options several command families share, defined once: ``--output``, ``--insecure``, ``--audit-log``.
+"""The options several command families share, defined once: ``--output``, ``--insecure``, ``--audit-log``,
+``--env``.
 
 Options about where the desired state comes from (``DIR``, ``--repo``, ``--ref``, ``--base``,
 ``--cache-dir``) live with the code that opens it, in ``reconciler.cli.sources``.
@@ -28,3 +29,7 @@ AuditLogOption = Annotated[
     ),
 ]
 """Where a command that writes to registries records what it did."""
+EnvOption = Annotated[
+    list[str] | None,
+    typer.Option("--env", "-e", help="Only this environment (repeatable). Default: every non-source one."),
+]

@@ -60,18 +60,13 @@ class RetryBook:
         self._states[image] = state
         return state
 
-    def succeeded(self, image: str) -> RetryState | None:
-        """Forget ``image``'s failures; return the state it had (None when it was not failing)."""
-        return self._states.pop(image, None)
+    def succeeded(self, image: str) -> None:
+        """Forget ``image``'s failures."""
+        self._states.pop(image, None)
 
     def forget_all(self) -> None:
         """A new commit: every image gets a fresh start."""
         self._states.clear()
-
-    def keep_only(self, images: set[str]) -> None:
-        """Drop images that are no longer declared."""
-        for image in [i for i in self._states if i not in images]:
-            del self._states[image]
 
     def state(self, image: str) -> RetryState | None:
         return self._states.get(image)
@@ -92,6 +87,3 @@ class RetryBook:
     def backing_off(self) -> dict[str, RetryState]:
         """Images waiting for a retry (transient failures only)."""
         return {image: state for image, state in self._states.items() if state.due is not None}
-
-    def __len__(self) -> int:
-        return len(self._states)

@@ -23,6 +23,7 @@ from reconciler.controller.blocking import in_thread
 from reconciler.controller.events import EventLog
 from reconciler.controller.metrics import ControllerMetrics
 from reconciler.controller.source import Loaded
+from reconciler.engine.housekeeping import store_path
 from reconciler.engine.trusted import TrustedPoints, remember
 from reconciler.errors import ReconcilerError
 from reconciler.model.desired import DesiredState
@@ -36,18 +37,6 @@ def pin_signatures(desired: DesiredState, owns: Callable[[str], bool]) -> dict[s
             if owns(image):
                 found.setdefault(image, []).append((env_name, tuple((pin.tag, pin.digest) for pin in pins)))
     return {image: tuple(entries) for image, entries in found.items()}
-
-
-def archive_store(desired: DesiredState) -> Path | None:
-    """The archive store's directory, when configured (None for a path relative to a Git commit)."""
-    archive = desired.config.archive
-    if archive is None:
-        return None
-    store = Path(archive.store)
-    if store.is_absolute():
-        return store
-    root = Path(desired.root)
-    return root / store if root.is_dir() else None
 
 
 def directory_size(path: Path) -> int | None:
@@ -92,7 +81,7 @@ class Chores:
         self._spawn(work)
 
     def measure_archive(self, desired: DesiredState) -> None:
-        store = archive_store(desired)
+        store = store_path(desired)  # under a Git commit's root it does not exist: no reading
         if store is None:
             return
 

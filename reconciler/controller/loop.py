@@ -87,7 +87,6 @@ class Controller:
         self.heartbeat = time.monotonic()
         self._target: Target | None = None
         self._stall: Stall | None = None
-        self._stall_key: str | None = None
         self._source_error: str | None = None
         self._crashed = False
         self._wake = asyncio.Event()
@@ -207,7 +206,8 @@ class Controller:
         return min(moments)
 
     async def _refresh(self) -> None:
-        known = [key for key in (self._target.loaded.key if self._target else None, self._stall_key) if key]
+        stalled = self._stall.revision if self._stall is not None else None
+        known = [key for key in (self._target.loaded.key if self._target else None, stalled) if key]
         base = None if self.chores.trust_remembered else self.options.trusted_base
         try:
             result = await in_thread(lambda: self.source.refresh(known, trusted_base=base), name="reconciler-source")
@@ -237,18 +237,13 @@ class Controller:
         desired = loaded.desired
         only = self.options.environments or None
         environments = tuple(env.name for env in selected_environments(desired, only))
-        images = frozenset(
-            image
-            for env in environments
-            for image in (desired.environments[env].images if env in desired.environments else ())
-            if self.options.owns(image)
-        )
+        self.book.load(desired, environments, self.options.owns)
+        images = self.book.images  # the images this controller owns in the selected environments
         signatures = pin_signatures(desired, self.options.owns)
         previous = self._target
         self._target = Target(loaded, environments, images, signatures)
         if self._stall is not None:
             self._unstall(loaded.revision)
-        self.book.load(desired, environments, self.options.owns)
         full = previous is None or previous.loaded.desired.config != desired.config
         if full:
             changed = images
@@ -275,7 +270,6 @@ class Controller:
         )
 
     def _stall_on(self, refused: Refused) -> None:
-        self._stall_key = refused.key
         self._stall = Stall(refused.key, refused.reason, refused.problems, utc_now())
         self.metrics.stalled.set(1)
         self.events.emit(
@@ -289,9 +283,8 @@ class Controller:
         )
 
     def _unstall(self, revision: str) -> None:
-        self.events.emit("unstalled", commit=revision, was=self._stall_key)
+        self.events.emit("unstalled", commit=revision, was=self._stall.revision if self._stall else None)
         self._stall = None
-        self._stall_key = None
         self.metrics.stalled.set(0)
 
     def _schedule(self) -> None:
