@@ -18,7 +18,7 @@ import typer
 
 from reconciler.cli.app import app
 from reconciler.cli.render import OutputFormat, emit_json, envelope, err
-from reconciler.cli.sources import open_trees
+from reconciler.cli.sources import load_desired
 from reconciler.exitcodes import ExitCode
 
 if TYPE_CHECKING:
@@ -67,10 +67,7 @@ class Source:
 
     def load(self) -> DesiredState:
         """The valid desired state; raises ``DesiredStateError`` (every problem) or ``SourceError``."""
-        from reconciler.manifests import load_tree
-
-        with open_trees(self.directory, self.repo, self.ref, None, self.cache_dir) as (head, _base):
-            return load_tree(head)
+        return load_desired(self.directory, self.repo, self.ref, self.cache_dir)[1]
 
 
 class CommandError(Exception):
@@ -90,19 +87,18 @@ def usage(message: str) -> CommandError:
 
 def open_store(store: Path | None, source: Source, *, desired: DesiredState | None = None) -> OciLayout:
     """``--store``, else the desired state's ``archive.store`` (loaded from ``source`` unless given)."""
-    from reconciler.archive import OciLayout
-    from reconciler.engine.housekeeping import store_path
+    from reconciler.engine.housekeeping import layout_at, open_store
 
-    path = store
-    if path is None:
-        state = desired if desired is not None else source.load()
-        path = store_path(state)
-        if path is None:
-            raise usage(
-                f"no archive store: {Path(state.root) / 'reconciler.yaml'} has no 'archive' section; "
-                "configure archive.store there or pass --store DIR"
-            )
-    return OciLayout(path, name=f"archive store {path}")
+    if store is not None:
+        return layout_at(store)
+    state = desired if desired is not None else source.load()
+    layout = open_store(state)
+    if layout is None:
+        raise usage(
+            f"no archive store: {Path(state.root) / 'reconciler.yaml'} has no 'archive' section; "
+            "configure archive.store there or pass --store DIR"
+        )
+    return layout
 
 
 def run(command: str, output: OutputFormat, work: Callable[[], Coroutine[Any, Any, T]]) -> T:

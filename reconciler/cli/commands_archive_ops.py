@@ -367,6 +367,7 @@ def destroy(
         garbage_line,
         garbage_to_dict,
         kept_lines,
+        plural,
     )
 
     async def work() -> tuple[str, Executed, tuple[str, ...], bool]:
@@ -405,10 +406,11 @@ def destroy(
     elif not done.actions:
         lines.append("  nothing to destroy")
     elif dry_run:
-        lines.append(f"  dry run: {_entries(len(done.actions))} would be destroyed; nothing was written")
+        count = plural(len(done.actions), "entry", "entries")
+        lines.append(f"  dry run: {count} would be destroyed; nothing was written")
     else:
         destroyed = sum(1 for result in done.results or () if result.succeeded)
-        lines += [f"  destroyed {_entries(destroyed)}", garbage_line(done.garbage)]
+        lines += [f"  destroyed {plural(destroyed, 'entry', 'entries')}", garbage_line(done.garbage)]
     status = "failed" if done.failed else ("dry-run" if dry_run else "ok")
     payload = {
         "store": where,
@@ -429,7 +431,3 @@ def destroy(
         markdown=as_markdown(heading, lines),
     )
     _exit_on_failure(done, output)
-
-
-def _entries(count: int) -> str:
-    return f"{count} entr{'y' if count == 1 else 'ies'}"

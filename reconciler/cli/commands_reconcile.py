@@ -25,7 +25,7 @@ import typer
 from reconciler.cli.app import app
 from reconciler.cli.options import AuditLogOption, EnvOption, InsecureOption, OutputOption
 from reconciler.cli.render import OutputFormat, emit_json, envelope, err
-from reconciler.cli.sources import CacheOption, DirArgument, RefOption, RepoOption, describe, open_trees
+from reconciler.cli.sources import CacheOption, DirArgument, RefOption, RepoOption, describe, load_desired
 from reconciler.exitcodes import ExitCode
 
 if TYPE_CHECKING:
@@ -62,17 +62,6 @@ TrustedBaseOption = Annotated[
 class LogFormat(StrEnum):
     text = "text"
     json = "json"
-
-
-
-
-def _load(
-    directory: Path | None, repo: str | None, ref: str, cache_dir: Path | None
-) -> tuple[DesiredStateTree, DesiredState]:
-    from reconciler.manifests import load_tree
-
-    with open_trees(directory, repo, ref, None, cache_dir) as (head, _base):
-        return head, load_tree(head)
 
 
 def _run_pass(
@@ -188,7 +177,7 @@ def plan(
     def body() -> tuple[DesiredStateTree, PassReport]:
         from reconciler.engine.trusted import TrustedPoints, enforce_trust
 
-        source, desired = _load(directory, repo, ref, cache_dir)
+        source, desired = load_desired(directory, repo, ref, cache_dir)
         enforce_trust(source, desired, trusted_base=trusted_base, points=TrustedPoints())
         return source, _run_pass(
             desired, only=env, dry_run=True, insecure=insecure, concurrency=1, retention=retention, deep=deep
@@ -269,7 +258,7 @@ def apply(
     def body() -> tuple[DesiredStateTree, PassReport]:
         from reconciler.engine.trusted import TrustedPoints, enforce_trust, remember
 
-        source, desired = _load(directory, repo, ref, cache_dir)
+        source, desired = load_desired(directory, repo, ref, cache_dir)
         points = TrustedPoints()
         trust = enforce_trust(source, desired, trusted_base=trusted_base, points=points)
         report = _run_pass(

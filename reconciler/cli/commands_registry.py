@@ -211,9 +211,7 @@ def copy(
             except ReconcilerError as exc:
                 result.error = exc
             if travelling is not None:
-                result.referrers = tuple(
-                    str(d) for report in travelling.reports for d in (*report.copied, *report.already_present)
-                )
+                result.referrers = travelling.placed
             return [result]
         finally:
             await source_client.aclose()

@@ -10,11 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from reconciler.source import CommitTree, DesiredStateTree
+
+if TYPE_CHECKING:
+    from reconciler.model.desired import DesiredState
 
 DirArgument = Annotated[
     Path | None,
@@ -82,3 +85,13 @@ def open_trees(
             if base is not None:
                 base_tree = stack.enter_context(open_remote(repo, base, cache_dir=cache_dir, refresh=False))
         yield head, base_tree
+
+
+def load_desired(
+    directory: Path | None, repo: str | None, ref: str, cache_dir: Path | None
+) -> tuple[DesiredStateTree, DesiredState]:
+    """The head tree and its valid desired state; raises ``DesiredStateError`` (every problem) or ``SourceError``."""
+    from reconciler.manifests import load_tree  # noqa: PLC0415
+
+    with open_trees(directory, repo, ref, None, cache_dir) as (head, _base):
+        return head, load_tree(head)

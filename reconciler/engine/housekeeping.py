@@ -53,9 +53,13 @@ def store_path(desired: DesiredState) -> Path | None:
 
 
 def open_store(desired: DesiredState) -> OciLayout | None:
+    """The desired state's archive store, None when it configures none."""
     path = store_path(desired)
-    if path is None:
-        return None
+    return layout_at(path) if path is not None else None
+
+
+def layout_at(path: Path) -> OciLayout:
+    """The archive store at ``path``, named as every message names it."""
     from reconciler.archive import OciLayout  # noqa: PLC0415  (only passes with an archive store need it)
 
     return OciLayout(path, name=f"archive store {path}")

@@ -206,7 +206,7 @@ def version_events(
                 if match is None:
                     continue
                 before, after = pins(reader, commit.first_parent, path), pins(reader, commit.sha, path)
-                changes = _compare(match.group(1), before, after, commit, image=image, digest=digest)
+                changes = _compare(match.group(1), before, after, commit)
                 if changes and request is None:
                     raw = reader.object(commit.sha)
                     request = _merge_request(raw[1] if raw else None) or ""
@@ -215,27 +215,19 @@ def version_events(
 
 
 def _compare(
-    env: str,
-    before: dict[tuple[str, str], str],
-    after: dict[tuple[str, str], str],
-    commit: CommitRecord,
-    *,
-    image: str | None,
-    digest: str | None,
+    env: str, before: dict[tuple[str, str], str], after: dict[tuple[str, str], str], commit: CommitRecord
 ) -> list[VersionEvent]:
+    """The pins that differ between two versions of an environment file (both already narrowed to what was
+    asked about), as events."""
     events = []
     differing = {key for key, _value in before.items() ^ after.items()}  # set operations in C: few differ
     for key in sorted(differing):
-        if image is not None and key[0] != image:
-            continue
         old, new = before.get(key), after.get(key)
-        if old == new or (digest is not None and digest not in (old, new)):
-            continue
-        if old is None and new is not None:
-            events.append(VersionEvent(env, key[0], key[1], new, "added", commit))
-        elif new is None and old is not None:
+        if old is None:
+            events.append(VersionEvent(env, key[0], key[1], after[key], "added", commit))
+        elif new is None:
             events.append(VersionEvent(env, key[0], key[1], old, "removed", commit))
-        elif new is not None:
+        else:
             events.append(VersionEvent(env, key[0], key[1], new, "changed", commit, previous_digest=old))
     return events
 

@@ -250,7 +250,7 @@ class RegistryPool:
         )
         if referrers is None:
             return ()
-        return tuple(str(d) for report in referrers.reports for d in (*report.copied, *report.already_present))
+        return referrers.placed
 
     def _held(self, source: Location) -> SourceContent | None:
         """What this pass already read from ``source`` (the gates' evidence), for the copy to reuse."""

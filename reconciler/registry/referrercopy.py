@@ -80,6 +80,11 @@ class ReferrersCopy:
     """The source repository's tags, when the caller already listed them (saves one request per image)."""
     reports: list[ReferrersReport] = field(default_factory=list)
 
+    @property
+    def placed(self) -> tuple[str, ...]:
+        """Every referrer digest now in the target for the images copied: copied, or found already there."""
+        return tuple(str(d) for report in self.reports for d in (*report.copied, *report.already_present))
+
     async def __call__(self, manifest: Manifest) -> None:
         self.reports.append(await self.copy(manifest.digest, manifest=manifest))
 

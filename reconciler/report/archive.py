@@ -30,7 +30,7 @@ from reconciler.archive import (
 from reconciler.engine.execute import ActionResult
 from reconciler.model.plan import Action, ActionKind
 from reconciler.policy.gates import format_bytes
-from reconciler.report.passes import action_to_dict, result_to_dict
+from reconciler.report.passes import action_to_dict, markdown_cell, result_to_dict
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,11 +73,7 @@ def _short(digest: str) -> str:
     return f"{algorithm}:{hex_digest[:12]}"
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def _plural(count: int, one: str, many: str) -> str:
+def plural(count: int, one: str, many: str) -> str:
     return f"{count} {one if count == 1 else many}"
 
 
@@ -141,7 +137,7 @@ _LIST_HEADER = ["NAME", "DIGEST", "ARCHIVED", "SIZE", "SOURCE", "COMMIT"]
 
 def _total_line(listing: StoreListing) -> str:
     count = len(listing.entries)
-    line = f"{_plural(count, 'entry', 'entries')}, {format_bytes(listing.unique_bytes)} ({listing.unique_bytes} bytes"
+    line = f"{plural(count, 'entry', 'entries')}, {format_bytes(listing.unique_bytes)} ({listing.unique_bytes} bytes"
     if listing.entry_bytes != listing.unique_bytes:
         line += (
             f", each blob once; the entries' own sizes add up to {format_bytes(listing.entry_bytes)}: they share blobs"
@@ -175,7 +171,7 @@ def listing_markdown(listing: StoreListing) -> str:
         for entry, footprint in listing.entries:
             cells = _row(entry, footprint)
             cells[0], cells[1] = f"`{cells[0]}`", f"`{cells[1]}`"
-            out.append("| " + " | ".join(_cell(cell) for cell in cells) + " |")
+            out.append("| " + " | ".join(markdown_cell(cell) for cell in cells) + " |")
         out.append("")
     out.append(f"Total: {_total_line(listing)}." if listing.exists else "No archive store there yet: 0 entries.")
     return "\n".join(out) + "\n"
@@ -214,7 +210,7 @@ def verify_to_dict(report: VerifyReport) -> dict[str, Any]:
 
 
 def _verdict(report: VerifyReport) -> str:
-    count = _plural(len(report.entries), "entry", "entries")
+    count = plural(len(report.entries), "entry", "entries")
     if report.layout_problems:
         return f"FAILED: the store itself is unreadable ({count} verified)"
     if report.ok:
@@ -228,14 +224,14 @@ def verify_lines(report: VerifyReport) -> list[str]:
     lines += [f"  FAILED  {problem}" for problem in report.layout_problems]
     for entry in sorted(report.entries, key=lambda e: e.name):
         if entry.ok:
-            blobs = _plural(entry.blobs_checked, "blob", "blobs")
+            blobs = plural(entry.blobs_checked, "blob", "blobs")
             lines.append(f"  ok      {entry.name} ({blobs}, {format_bytes(entry.bytes_checked)})")
             continue
         lines.append(f"  FAILED  {entry.name} ({_short(str(entry.digest)) if entry.digest else 'no digest'})")
         lines += [f"          {problem}" for problem in entry.problems]
     if report.unreferenced_blobs:
         lines.append(
-            f"  note: {_plural(report.unreferenced_blobs, 'blob', 'blobs')} no entry needs (garbage, not damage; "
+            f"  note: {plural(report.unreferenced_blobs, 'blob', 'blobs')} no entry needs (garbage, not damage; "
             "`reconciler archive destroy` collects them)"
         )
     lines.append(f"  {_verdict(report)}")
@@ -244,13 +240,14 @@ def verify_lines(report: VerifyReport) -> list[str]:
 
 def verify_markdown(report: VerifyReport) -> str:
     out = [f"### Verify of archive store `{report.layout}`", "", _verdict(report), ""]
-    out += [f"- store: {_cell(problem)}" for problem in report.layout_problems]
+    out += [f"- store: {markdown_cell(problem)}" for problem in report.layout_problems]
     if report.entries:
         out += ["| entry | result | blobs | problems |", "| --- | --- | --- | --- |"]
         for entry in sorted(report.entries, key=lambda e: e.name):
             problems = "; ".join(str(problem) for problem in entry.problems)
             result = "ok" if entry.ok else "**FAILED**"
-            out.append(f"| `{_cell(entry.name)}` | {result} | {entry.blobs_checked} | {_cell(problems)} |")
+            name, problems = markdown_cell(entry.name), markdown_cell(problems)
+            out.append(f"| `{name}` | {result} | {entry.blobs_checked} | {problems} |")
     return "\n".join(out) + "\n"
 
 
@@ -298,7 +295,7 @@ def garbage_line(garbage: GarbageReport | None) -> str:
     if garbage is None:
         return "  garbage collection: not run (nothing was destroyed)"
     return (
-        f"  garbage collection: {_plural(garbage.blobs_removed, 'blob', 'blobs')} removed, "
+        f"  garbage collection: {plural(garbage.blobs_removed, 'blob', 'blobs')} removed, "
         f"{format_bytes(garbage.bytes_freed)} ({garbage.bytes_freed} bytes) freed; {garbage.blobs_kept} kept"
     )
 
@@ -346,8 +343,8 @@ def export_to_dict(report: ExportReport) -> dict[str, Any]:
 
 def export_lines(report: ExportReport) -> list[str]:
     return [
-        f"exported {_plural(len(report.entries), 'entry', 'entries')} to {report.path}: "
-        f"{_plural(report.blobs, 'blob', 'blobs')}, {format_bytes(report.blob_bytes)}",
+        f"exported {plural(len(report.entries), 'entry', 'entries')} to {report.path}: "
+        f"{plural(report.blobs, 'blob', 'blobs')}, {format_bytes(report.blob_bytes)}",
         *(f"  {name}" for name in report.entries),
     ]
 
@@ -365,8 +362,8 @@ def import_to_dict(report: ImportReport) -> dict[str, Any]:
 
 def import_lines(report: ImportReport, store: str) -> list[str]:
     lines = [
-        f"imported {_plural(len(report.entries_added), 'entry', 'entries')} from {report.path} into {store}: "
-        f"{_plural(report.blobs_written, 'new blob', 'new blobs')}, {format_bytes(report.blob_bytes_written)} written",
+        f"imported {plural(len(report.entries_added), 'entry', 'entries')} from {report.path} into {store}: "
+        f"{plural(report.blobs_written, 'new blob', 'new blobs')}, {format_bytes(report.blob_bytes_written)} written",
         *(f"  {name}" for name in report.entries_added),
     ]
     if report.unnamed_entries_skipped:

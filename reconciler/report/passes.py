@@ -158,7 +158,8 @@ def _short_referrer(item: str) -> str:
     return f"{what} {digest[:19]}" if what else digest[:19]
 
 
-def _markdown_cell(text: str) -> str:
+def markdown_cell(text: str) -> str:
+    """``text`` safe inside a markdown table cell."""
     return text.replace("|", "\\|").replace("\n", " ")
 
 
@@ -169,7 +170,7 @@ def plan_markdown(plan: Plan, heading: str, referrers: Mapping[int, Sequence[str
     out += ["| env | registry | image | tag | action | digest | note |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for action in plan:
         travelling = (referrers or {}).get(action.id)
-        note = _markdown_cell(action.reason) if action.fails else ""
+        note = markdown_cell(action.reason) if action.fails else ""
         if travelling:
             note = "with " + ", ".join(_short_referrer(item) for item in travelling)
         out.append(
@@ -191,7 +192,7 @@ def results_markdown(results: Sequence[ActionResult], heading: str) -> str:
         action = result.action
         out.append(
             f"| {action.environment} | {action.registry} | {action.image} | `{action.tag}` | {_verb(action)} | "
-            f"{result.outcome.value} | `{action.digest[:19]}` | {_markdown_cell(result.error or '')} |"
+            f"{result.outcome.value} | `{action.digest[:19]}` | {markdown_cell(result.error or '')} |"
         )
     return "\n".join(out) + "\n"
 
