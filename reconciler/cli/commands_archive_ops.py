@@ -78,7 +78,6 @@ async def execute_audited(
     from reconciler.engine.execute import execute
     from reconciler.engine.journal import PassJournal
     from reconciler.engine.retire import LifecycleRunner
-    from reconciler.errors import ArchiveError
     from reconciler.model.plan import Plan
 
     environments = tuple(dict.fromkeys(action.environment for action in actions if action.environment))
@@ -94,11 +93,7 @@ async def execute_audited(
                 on_start=journal.intent,
                 on_result=journal.outcome,
             )
-            problems: tuple[str, ...] = ()
-            try:
-                garbage = await runner.finish()
-            except ArchiveError as exc:
-                garbage, problems = None, (f"garbage collection failed (the entries are destroyed): {exc}",)
+            garbage, problems = await runner.finish()
         finally:
             await store.close()
     return Executed(tuple(actions), tuple(results), garbage, problems)

@@ -202,7 +202,8 @@ async def reconcile_pass(
             may_start=may_start,
         )
         if runner is not None and lifecycle is not None:
-            lifecycle = dataclasses.replace(lifecycle, garbage=await runner.finish())
+            garbage, problems = await runner.finish()
+            lifecycle = dataclasses.replace(lifecycle, garbage=garbage, problems=lifecycle.problems + problems)
     finally:
         if watch is not None:
             watch(None)

@@ -80,11 +80,16 @@ class LifecycleRunner:
         else:
             raise ReconcilerError(f"not a lifecycle action: {action.kind.value}")
 
-    async def finish(self) -> GarbageReport | None:
-        """After the pass: collect the store's unreferenced blobs when entries were destroyed."""
+    async def finish(self) -> tuple[GarbageReport | None, tuple[str, ...]]:
+        """After the pass: collect the store's unreferenced blobs when entries were destroyed. What it did,
+        and why it could not (the entries stay destroyed; the next collection removes their blobs): a
+        failed collection never hides the results of the actions before it."""
         if self._store is None or not self._destroyed:
-            return None
-        return await self._store.collect_garbage()
+            return None, ()
+        try:
+            return await self._store.collect_garbage(), ()
+        except ArchiveError as exc:
+            return None, (f"garbage collection failed (the entries are destroyed; the next run collects): {exc}",)
 
     # ------------------------------------------------------------------ archive / restore / destroy
 
