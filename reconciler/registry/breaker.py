@@ -30,9 +30,8 @@ UNRESPONSIVE_AFTER = 2
 class Breaker:
     """Deadline overruns of one registry (one session), and the verdict once it is unresponsive."""
 
-    def __init__(self, name: str, *, after: int = UNRESPONSIVE_AFTER) -> None:
+    def __init__(self, name: str) -> None:
         self._name = name
-        self._after = after
         self._overruns = 0
         self._completed = 0
         self.verdict: str | None = None
@@ -54,7 +53,7 @@ class Breaker:
             return
         if not self._completed:
             self.verdict = "no answer in time, and no request to it has completed"
-        elif self._overruns >= self._after:
+        elif self._overruns >= UNRESPONSIVE_AFTER:
             self.verdict = f"{self._overruns} requests in a row got no answer in time"
         if self.verdict is not None:
             log.warning("registry %s declared unresponsive: %s", self._name, self.verdict)

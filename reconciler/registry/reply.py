@@ -97,7 +97,7 @@ def retry_after(headers: httpx.Headers) -> float | None:
         return max((when - datetime.datetime.now(datetime.UTC)).total_seconds(), 0.0)
 
 
-def error_detail(body: bytes, scrub: Callable[[str], str] = str) -> str:
+def error_detail(body: bytes, scrub: Callable[[str], str]) -> str:
     """``CODE: message`` pairs of a distribution error document, with a detail that is plain text (where
     distribution says "no space left on device"); never the raw body. ``scrub`` takes the secrets out of
     each text BEFORE it is shortened, so a cut can never leave half a secret that no longer matches."""

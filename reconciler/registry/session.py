@@ -307,9 +307,6 @@ class RegistrySession:
             kind, message = mapped
             raise kind(message, registry=self.name, repository=repository, digest=digest) from None
 
-    def _check_responsive(self, what: str, repository: str | None, digest: str | None) -> None:
-        self._breaker.check(what, repository=repository, digest=digest)
-
     def deadline_for(self, size: int = 0) -> float:
         """Seconds a request moving ``size`` bytes of body may take, head to end."""
         return self.deadline + max(size, 0) / MIN_TRANSFER_RATE
@@ -321,7 +318,7 @@ class RegistrySession:
         """The body runs under this registry's deadline for ``size`` bytes, with foreign exceptions mapped.
         Refuses at once when the registry was found unresponsive; a body that finishes in time tells the
         breaker the registry is alive."""
-        self._check_responsive(what, repository, digest)
+        self._breaker.check(what, repository=repository, digest=digest)
         with self.map_exceptions(what, repository=repository, digest=digest):
             async with asyncio.timeout(self.deadline_for(size)):
                 yield
@@ -376,7 +373,7 @@ class RegistrySession:
     ) -> httpx.Response:
         """One authenticated request (answered again after a 401 challenge), response streamed and open:
         the caller reads and closes it, under ``guarded``. No retry: callers retry where repeating is safe."""
-        self._check_responsive(what, repository, digest)
+        self._breaker.check(what, repository=repository, digest=digest)
         exchange = functools.partial(
             self._exchange_once,
             method=method,

@@ -65,8 +65,12 @@ def fetch(url: str, *, cache_dir: str | os.PathLike[str] | None = None) -> Path:
             if (clone / "HEAD").exists():
                 repo = git.Repo(clone)
                 try:
-                    if repo.git.config("--get", "--default=", "core.bigFileThreshold") != _BIG_FILE_THRESHOLD:
-                        repo.git.config("core.bigFileThreshold", _BIG_FILE_THRESHOLD)  # clones made before it
+                    # read in-process (no git process per fetch); set only in clones made before it
+                    if (
+                        str(repo.config_reader("repository").get_value("core", "bigfilethreshold", ""))
+                        != _BIG_FILE_THRESHOLD
+                    ):
+                        repo.git.config("core.bigFileThreshold", _BIG_FILE_THRESHOLD)
                     repo.git.fetch("--prune", "--force", url, "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*")
                 finally:
                     repo.close()
