@@ -26,7 +26,7 @@ from reconciler.model.digest import Digest
 from reconciler.model.manifest import Manifest
 from reconciler.model.plan import Action, ActionKind, Location, Plan
 from reconciler.policy.evidence import ImageEvidence, PlatformImage, runnable_children
-from reconciler.policy.gates import GateSettings, GateViolation, evaluate
+from reconciler.policy.gates import GateViolation, evaluate
 from reconciler.policy.referrers import Referrer
 
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
@@ -106,7 +106,7 @@ async def gate_plan(desired: DesiredState, plan: Plan, access: EvidenceAccess) -
     cache = EvidenceCache(access)
 
     async def judge(action: Action) -> list[GateViolation] | str:
-        settings = GateSettings.from_gate(gates[action.environment])
+        settings = gates[action.environment]
         try:
             evidence = await cache.get(_origin(plan, action), action.digest, referrers=bool(settings.require_artifacts))
             base = None

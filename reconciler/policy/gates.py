@@ -42,7 +42,6 @@ __all__ = [
     "GATE_ORDER",
     "ArtifactKind",
     "GateName",
-    "GateSettings",
     "GateViolation",
     "ImageEvidence",
     "PlatformImage",
@@ -55,6 +54,7 @@ __all__ = [
     "check_max_layers",
     "check_non_root",
     "check_require_artifacts",
+    "configured",
     "evaluate",
     "format_bytes",
     "runnable_children",
@@ -84,48 +84,18 @@ class GateViolation:
         return {"gate": self.gate, "platform": platform, "message": self.message}
 
 
-@dataclass(frozen=True, slots=True)
-class GateSettings:
-    """The gates of one environment, as the rules read them: the fields of
-    :class:`reconciler.model.desired.Gate` (``require_artifacts`` included). Build it with :meth:`from_gate`,
-    whose ``require_artifacts`` argument, when given, replaces the gate's own list.
-    """
-
-    base: str | None = None
-    non_root: bool = False
-    exec_form: bool = False
-    max_layers: int | None = None
-    max_bytes: int | None = None
-    labels: tuple[str, ...] = ()
-    require_artifacts: tuple[str, ...] = ()
-    """Kinds (``signature``, ``attestation``, ``sbom``) or artifact media types, all required."""
-
-    @classmethod
-    def from_gate(cls, gate: Gate, *, require_artifacts: Sequence[str] | None = None) -> GateSettings:
-        if require_artifacts is None:
-            require_artifacts = gate.require_artifacts
-        return cls(
-            base=gate.base,
-            non_root=gate.non_root,
-            exec_form=gate.exec_form,
-            max_layers=gate.max_layers,
-            max_bytes=gate.max_bytes,
-            labels=tuple(gate.labels),
-            require_artifacts=tuple(require_artifacts),
-        )
-
-    def configured(self) -> tuple[GateName, ...]:
-        """The gates these settings turn on, in :data:`GATE_ORDER`."""
-        on: Mapping[GateName, bool] = {
-            "base": self.base is not None,
-            "non_root": self.non_root,
-            "exec_form": self.exec_form,
-            "labels": bool(self.labels),
-            "max_layers": self.max_layers is not None,
-            "max_bytes": self.max_bytes is not None,
-            "require_artifacts": bool(self.require_artifacts),
-        }
-        return tuple(gate for gate in GATE_ORDER if on[gate])
+def configured(gate: Gate) -> tuple[GateName, ...]:
+    """The gates ``gate`` turns on, in :data:`GATE_ORDER`."""
+    on: Mapping[GateName, bool] = {
+        "base": gate.base is not None,
+        "non_root": gate.non_root,
+        "exec_form": gate.exec_form,
+        "labels": bool(gate.labels),
+        "max_layers": gate.max_layers is not None,
+        "max_bytes": gate.max_bytes is not None,
+        "require_artifacts": bool(gate.require_artifacts),
+    }
+    return tuple(name for name in GATE_ORDER if on[name])
 
 
 def format_bytes(size: int) -> str:
@@ -346,13 +316,10 @@ def _runnable(evidence: ImageEvidence) -> tuple[PlatformImage, ...]:
     return tuple(image for image in evidence.platforms if not is_attestation_manifest(image.effective_platform))
 
 
-def evaluate(
-    settings: GateSettings | Gate, evidence: ImageEvidence, base_evidence: ImageEvidence | None = None
-) -> list[GateViolation]:
-    """Run every gate ``settings`` turns on against ``evidence``; all violations, in :data:`GATE_ORDER`,
-    then platform order. ``base_evidence`` is the approved base named by ``settings.base`` (None when it
+def evaluate(gates: Gate, evidence: ImageEvidence, base_evidence: ImageEvidence | None = None) -> list[GateViolation]:
+    """Run every gate ``gates`` turns on against ``evidence``; all violations, in :data:`GATE_ORDER`,
+    then platform order. ``base_evidence`` is the approved base named by ``gates.base`` (None when it
     could not be resolved, which the base gate reports). An empty list means the image may enter."""
-    gates = settings if isinstance(settings, GateSettings) else GateSettings.from_gate(settings)
     images = _runnable(evidence)
     rules: Mapping[GateName, Callable[[], list[GateViolation]]] = {
         "base": lambda: check_base(images, base_evidence, gates.base or ""),
@@ -364,7 +331,7 @@ def evaluate(
         "require_artifacts": lambda: check_require_artifacts(evidence, gates.require_artifacts),
     }
     found: list[GateViolation] = []
-    for gate in gates.configured():
+    for gate in configured(gates):
         if not images and gate != "require_artifacts":
             found.append(GateViolation(gate, None, f"image {evidence.digest} has no image manifest to check"))
             continue

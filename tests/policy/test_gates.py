@@ -6,10 +6,10 @@ shape testkit's image generator writes); a few tests use testkit's generated ima
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -22,7 +22,6 @@ from reconciler.model.manifest import Manifest, Platform, parse_manifest
 from reconciler.policy.evidence import runnable_children
 from reconciler.policy.gates import (
     GATE_ORDER,
-    GateSettings,
     GateViolation,
     ImageEvidence,
     PlatformImage,
@@ -518,7 +517,7 @@ def test_evaluate_good_image_passes_every_gate() -> None:
 def test_evaluate_reports_every_violation_in_gate_then_platform_order() -> None:
     bad: dict[str, Any] = {"user": "root", "cmd": ["/bin/sh", "-c", "run"], "labels": {"maintainer": ""}}
     image = index([platform_image([sha("x")], platform=p, **bad) for p in (AMD64, ARM64)])
-    gates_p = GateSettings.from_gate(P_GATE, require_artifacts=["signature"])
+    gates_p = dataclasses.replace(P_GATE, require_artifacts=("signature",))
     found = evaluate(gates_p, image, single(BASE))
     gates = [violation.gate for violation in found]
     assert gates == sorted(gates, key=GATE_ORDER.index)
@@ -528,30 +527,21 @@ def test_evaluate_reports_every_violation_in_gate_then_platform_order() -> None:
     assert found[-1].to_json()["platform"] is None
 
 
-@dataclass(frozen=True, slots=True)
-class MergedGate(Gate):
-    """``Gate`` once the lead merges ``require_artifacts`` into it."""
-
-    require_artifacts: tuple[str, ...] = ()
-
-
-def test_from_gate_picks_up_require_artifacts_once_gate_has_it() -> None:
-    assert GateSettings.from_gate(P_GATE).require_artifacts == ()
-    merged = MergedGate(non_root=True, require_artifacts=("signature",))
-    assert GateSettings.from_gate(merged) == GateSettings(non_root=True, require_artifacts=("signature",))
-    assert [v.gate for v in evaluate(merged, single(BASE))] == ["require_artifacts"]
+def test_require_artifacts_is_a_gate_of_its_own() -> None:
+    gate = Gate(non_root=True, require_artifacts=("signature",))
+    assert [v.gate for v in evaluate(gate, single(BASE))] == ["require_artifacts"]
 
 
 def test_evaluate_runs_only_configured_gates() -> None:
     image = single([sha("x")], user="root")
-    assert evaluate(GateSettings(), image) == []
-    assert messages(evaluate(GateSettings(non_root=True), image)) == ["User is root"]
+    assert evaluate(Gate(), image) == []
+    assert messages(evaluate(Gate(non_root=True), image)) == ["User is root"]
 
 
 def test_evaluate_skips_attestation_manifests_of_an_index() -> None:
     attestation = platform_image([sha("att")], platform=Platform(architecture="unknown", os="unknown"), user=None)
     image = index([platform_image(BASE), attestation])
-    assert evaluate(GateSettings(non_root=True, exec_form=True), image) == []
+    assert evaluate(Gate(non_root=True, exec_form=True), image) == []
     unknown = {"architecture": "unknown", "os": "unknown"}
     attestation_child = {"mediaType": OCI_MANIFEST, "digest": sha("b"), "size": 1, "platform": unknown}
     attestation_child["annotations"] = {"vnd.docker.reference.type": "attestation-manifest"}
@@ -573,12 +563,12 @@ def test_evaluate_skips_attestation_manifests_of_an_index() -> None:
 )
 def test_malformed_configs_are_violations(config: object, message: str) -> None:
     image = PlatformImage(AMD64, image_manifest(BASE, {"anything": 1}), config)
-    [violation] = evaluate(GateSettings(non_root=True), ImageEvidence(sha("i"), (image,)))
+    [violation] = evaluate(Gate(non_root=True), ImageEvidence(sha("i"), (image,)))
     assert message in violation.message
 
 
 def test_evidence_without_images_is_a_violation_per_gate() -> None:
-    found = evaluate(GateSettings(non_root=True, max_layers=3), ImageEvidence(sha("empty"), ()))
+    found = evaluate(Gate(non_root=True, max_layers=3), ImageEvidence(sha("empty"), ()))
     assert [(v.gate, v.message) for v in found] == [
         ("non_root", f"image {sha('empty')} has no image manifest to check"),
         ("max_layers", f"image {sha('empty')} has no image manifest to check"),
@@ -604,7 +594,7 @@ _config_like = st.fixed_dictionaries(
 @PROPERTY
 @given(config=_config_like | _json, base_config=_config_like | _json, labels=st.lists(st.text(max_size=5), max_size=3))
 def test_property_evaluate_never_raises(config: object, base_config: object, labels: list[str]) -> None:
-    every = GateSettings(
+    every = Gate(
         base="b", non_root=True, exec_form=True, max_layers=1, max_bytes=1, labels=tuple(labels),
         require_artifacts=("signature", "x/y", "?"),
     )  # fmt: skip
