@@ -9,10 +9,10 @@ Read only: it never writes to the log.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from reconciler.engine.audit import INTENT, OUTCOME
+from reconciler.engine.audit import INTENT, OUTCOME, tail_records
+from reconciler.errors import ReconcilerError
 
 Record = dict[str, object]
 
@@ -31,31 +31,15 @@ class AuditTail:
         except OSError:
             return ()
         if self._seen != (info.st_size, info.st_mtime_ns):
-            self._recent = self._read(info.st_size)
+            self._recent = self._read()
             self._seen = (info.st_size, info.st_mtime_ns)
         return self._recent
 
-    def _read(self, size: int) -> tuple[Record, ...]:
-        start = max(0, size - self.scan_bytes)
+    def _read(self) -> tuple[Record, ...]:
         try:
-            with open(self.path, "rb") as handle:
-                handle.seek(start)
-                tail = handle.read(size - start)
-        except OSError:
+            records = tail_records(self.path, scan_bytes=self.scan_bytes)
+        except ReconcilerError:
             return ()
-        lines = tail.split(b"\n")
-        if start:
-            lines = lines[1:]  # the first line may be cut in the middle
-        records: list[Record] = []
-        for line in lines:
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(record, dict):
-                records.append(record)
         finished = {r.get("entry") for r in records if r.get("phase", OUTCOME) == OUTCOME and r.get("entry")}
         shown: list[Record] = []
         for record in records:

@@ -192,11 +192,10 @@ def pair_records(records: list[dict[str, object]]) -> list[dict[str, object]]:
     return paired
 
 
-def unconfirmed_intents(
-    path: str | os.PathLike[str], *, scan_bytes: int = CONFIRM_SCAN_BYTES
-) -> list[dict[str, object]]:
-    """Intents without an outcome among the last ``scan_bytes`` of the log (a bounded read: the log only
-    grows), oldest first. [] when the log does not exist."""
+def tail_records(path: str | os.PathLike[str], *, scan_bytes: int) -> list[dict[str, object]]:
+    """The records among the last ``scan_bytes`` of the log (a bounded read: the log only grows), oldest
+    first; a record cut by the start of the read or torn by a full disk is skipped. [] when the log does
+    not exist; ``ReconcilerError`` when it cannot be read."""
     try:
         with open(path, "rb") as handle:
             size = handle.seek(0, os.SEEK_END)
@@ -214,8 +213,19 @@ def unconfirmed_intents(
     for line in lines:
         if line.strip():
             try:
-                records.append(json.loads(line))
+                record = json.loads(line)
             except ValueError:
-                continue  # a record torn by a full disk: nothing to confirm in it
+                continue
+            if isinstance(record, dict):
+                records.append(record)
+    return records
+
+
+def unconfirmed_intents(
+    path: str | os.PathLike[str], *, scan_bytes: int = CONFIRM_SCAN_BYTES
+) -> list[dict[str, object]]:
+    """Intents without an outcome among the last ``scan_bytes`` of the log, oldest first. [] when the log
+    does not exist."""
+    records = tail_records(path, scan_bytes=scan_bytes)
     finished = {r.get("entry") for r in records if r.get("phase", OUTCOME) == OUTCOME and r.get("entry")}
     return [r for r in records if r.get("phase") == INTENT and r.get("entry") not in finished]
