@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from reconciler.cli.app import app
-from reconciler.cli.render import OutputFormat, emit_json, envelope, err
+from reconciler.cli.render import OutputFormat, emit_json, envelope, err, invalid_state
 from reconciler.cli.sources import load_desired
 from reconciler.exitcodes import ExitCode
 
@@ -110,17 +110,7 @@ def run(command: str, output: OutputFormat, work: Callable[[], Coroutine[Any, An
     except CommandError as exc:
         raise fail(command, output, exc.code, exc.message, status=exc.status, **exc.payload) from None
     except DesiredStateError as exc:
-        if output is OutputFormat.json:
-            problems = [
-                {"file": p.file, "line": p.line, "column": p.column, "code": p.code, "message": p.message}
-                for p in exc.problems
-            ]
-            emit_json(envelope(command, "invalid", errors=problems))
-        else:
-            for problem in exc.problems:
-                err(str(problem))
-            err(f"invalid desired state: {len(exc.problems)} problem(s); nothing was read or changed")
-        raise typer.Exit(int(ExitCode.INVALID)) from None
+        raise invalid_state(command, output, exc, untouched="nothing was read or changed") from None
     except PolicyError as exc:
         raise fail(command, output, ExitCode.INVALID, f"refused: {exc}", status="refused") from None
     except ReconcilerError as exc:

@@ -24,7 +24,7 @@ import typer
 
 from reconciler.cli.app import app
 from reconciler.cli.options import AuditLogOption, EnvOption, InsecureOption, OutputOption
-from reconciler.cli.render import OutputFormat, emit_json, envelope, err
+from reconciler.cli.render import OutputFormat, emit_json, envelope, err, invalid_state
 from reconciler.cli.sources import CacheOption, DirArgument, RefOption, RepoOption, describe, load_desired
 from reconciler.exitcodes import ExitCode
 
@@ -134,17 +134,7 @@ def _guarded(command: str, output: OutputFormat, body: Any) -> Any:
     except PolicyError as exc:
         raise _fail(command, output, ExitCode.INVALID, f"refused: {exc}") from None
     except DesiredStateError as exc:
-        problems = [
-            {"file": p.file, "line": p.line, "column": p.column, "code": p.code, "message": p.message}
-            for p in exc.problems
-        ]
-        if output is OutputFormat.json:
-            emit_json(envelope(command, "invalid", errors=problems))
-        else:
-            for problem in exc.problems:
-                err(str(problem))
-            err(f"invalid desired state: {len(exc.problems)} problem(s); nothing was observed or changed")
-        raise typer.Exit(int(ExitCode.INVALID)) from None
+        raise invalid_state(command, output, exc, untouched="nothing was observed or changed") from None
     except ReconcilerError as exc:
         raise _fail(command, output, ExitCode.FAILURE, f"error: {exc}") from None
 

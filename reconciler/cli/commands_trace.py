@@ -17,7 +17,7 @@ import typer
 
 from reconciler.cli.app import app
 from reconciler.cli.options import OutputOption
-from reconciler.cli.render import OutputFormat, emit_json, envelope, err
+from reconciler.cli.render import OutputFormat, emit_json, envelope, err, invalid_state
 from reconciler.cli.sources import CacheOption, DirArgument, RefOption, RepoOption
 from reconciler.exitcodes import ExitCode
 
@@ -43,7 +43,6 @@ def _lineage(
     from reconciler.engine.lineage import Lineage, current_pins, registry_events, version_events
     from reconciler.errors import DesiredStateError, ReconcilerError
     from reconciler.manifests import load_tree
-    from reconciler.report.diff import problem_to_dict
     from reconciler.source import open_directory, open_remote
     from reconciler.source.remote import clone_dir
 
@@ -59,13 +58,7 @@ def _lineage(
             desired = load_tree(open_directory(tree_dir))
             versions = version_events(tree_dir, image=image, digest=digest)
     except DesiredStateError as exc:
-        if output is OutputFormat.json:
-            emit_json(envelope(command, "invalid", errors=[problem_to_dict(p) for p in exc.problems]))
-        else:
-            for problem in exc.problems:
-                err(str(problem))
-            err(f"invalid desired state: {len(exc.problems)} problem(s); no history was read")
-        raise typer.Exit(int(ExitCode.INVALID)) from None
+        raise invalid_state(command, output, exc, untouched="no history was read") from None
     except ReconcilerError as exc:
         err(f"error: {exc}")
         raise typer.Exit(int(ExitCode.FAILURE)) from None
