@@ -40,7 +40,6 @@ from reconciler.archive.verify import TreeWalker
 from reconciler.errors import ArchiveError, DigestMismatchError
 from reconciler.model.digest import Digest, DigestVerifier, is_valid_digest
 from reconciler.model.manifest import (
-    MANIFEST_TYPES,
     MAX_MANIFEST_BYTES,
     Descriptor,
     InvalidManifestError,
@@ -337,15 +336,11 @@ class _Importer:
             manifest: Manifest = parse_manifest(raw, descriptor.media_type, digest=descriptor.digest)
         except InvalidManifestError as exc:
             raise ArchiveError(f"{self._source}: manifest {descriptor.digest} of {label}: {exc}") from None
-        if manifest.is_index:
-            for child in manifest.manifests:
-                if child.media_type in MANIFEST_TYPES:
-                    await self._manifest(child, label, depth + 1)
-                else:
-                    await self._blob(child, label)
-        else:
-            for blob in manifest.blobs:
-                await self._blob(blob, label)
+        for child, is_manifest in manifest.children:
+            if is_manifest:
+                await self._manifest(child, label, depth + 1)
+            else:
+                await self._blob(child, label)
         repository = label.rpartition(":")[0] or label
         await self._into.put_manifest(repository, str(manifest.digest), manifest.raw, manifest.media_type)
         self._done.add(descriptor.digest)

@@ -21,7 +21,6 @@ from typing import Literal
 from reconciler.archive.files import ContentMismatch, blob_path, describe_os_error, hash_file, read_limited
 from reconciler.model.digest import Digest, DigestVerifier
 from reconciler.model.manifest import (
-    MANIFEST_TYPES,
     MAX_MANIFEST_BYTES,
     Descriptor,
     InvalidManifestError,
@@ -141,11 +140,7 @@ class TreeWalker:
             manifest = checked.manifest
             if manifest is None:
                 return
-            if manifest.is_index:
-                children = [(child, child.media_type in MANIFEST_TYPES) for child in manifest.manifests]
-            else:
-                children = [(blob, False) for blob in manifest.blobs]
-            await asyncio.gather(*(visit(child, child_is_manifest, depth + 1) for child, child_is_manifest in children))
+            await asyncio.gather(*(visit(child, is_manifest, depth + 1) for child, is_manifest in manifest.children))
 
         await visit(descriptor, True, 0)
         return EntryVerification(

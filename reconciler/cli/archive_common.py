@@ -153,7 +153,7 @@ async def footprints(store: OciLayout, entries: Iterable[ArchiveEntry]) -> list[
     """Each entry's tree as its manifests describe it (digest -> size), each manifest read once; a
     manifest that cannot be read makes that entry's size partial (noted), never the listing fail."""
     from reconciler.errors import ReconcilerError, RegistryError
-    from reconciler.model.manifest import MANIFEST_TYPES, Descriptor, Manifest
+    from reconciler.model.manifest import Descriptor, Manifest
     from reconciler.report.archive import EntryFootprint
 
     read: dict[str, Manifest | str] = {}
@@ -182,10 +182,8 @@ async def footprints(store: OciLayout, entries: Iterable[ArchiveEntry]) -> list[
             found = await manifest(entry.repository or entry.label, str(node.digest))
             if isinstance(found, str):
                 problem = problem or found
-            elif found.is_index:
-                pending += [(child, child.media_type in MANIFEST_TYPES) for child in found.manifests]
             else:
-                pending += [(blob, False) for blob in found.blobs]
+                pending += found.children
         measured.append(EntryFootprint(blobs=blobs, problem=problem))
     return measured
 

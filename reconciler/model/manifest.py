@@ -143,6 +143,14 @@ class Manifest:
         return tuple(found)
 
     @property
+    def children(self) -> tuple[tuple[Descriptor, bool], ...]:
+        """What this manifest needs next to it, each with whether it is itself a manifest: an index's
+        entries (one of a media type that is not a manifest's is a blob), an image's config and layers."""
+        if self.is_index:
+            return tuple((child, child.media_type in MANIFEST_TYPES) for child in self.manifests)
+        return tuple((blob, False) for blob in self.blobs)
+
+    @property
     def image_bytes(self) -> int:
         """Bytes of the config and layers of an image manifest (0 for an index: sum its children)."""
         return sum(blob.size for blob in self.blobs)

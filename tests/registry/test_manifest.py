@@ -39,6 +39,16 @@ def test_parses_generated_images(fmt: str, platforms: tuple[str, ...]) -> None:
         assert manifest.image_bytes == sum(b.size for b in generated.blobs)
 
 
+def test_children_are_an_index_entries_or_an_image_blobs() -> None:
+    single = parse_manifest(image_for("app", "1", fmt="oci").raw)
+    assert single.children == tuple((blob, False) for blob in single.blobs)
+    child = {"mediaType": OCI_MANIFEST, "digest": "sha256:" + "a" * 64, "size": 10}
+    other = {"mediaType": "application/vnd.example.blob", "digest": "sha256:" + "b" * 64, "size": 3}
+    body = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [child, other]}
+    index = parse_manifest(json.dumps(body).encode())
+    assert [(str(d.digest)[7:8], is_manifest) for d, is_manifest in index.children] == [("a", True), ("b", False)]
+
+
 def test_media_type_from_document_when_content_type_is_generic() -> None:
     image = image_for("app", "1", fmt="oci")
     assert parse_manifest(image.raw, "application/json").media_type == OCI_MANIFEST
