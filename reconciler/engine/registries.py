@@ -228,7 +228,7 @@ class RegistryPool:
         # registry blobs are mounted, never HEADed, so no evidence is needed.
         check_blobs = source_client.key == target_client.key or await self._holds_tags(target)
         # The observation already found the tag absent: no HEAD on the target first; and it may have
-        # fetched the source manifest already (keep_manifests).
+        # fetched the source manifest already (keep_manifests): it travels with ``held``.
         referrers = None
         if self._referrers:
             tags = await self._source_tags(source)
@@ -242,7 +242,6 @@ class RegistryPool:
             target=target_client,
             target_repository=target.repository,
             tag=tag,
-            source_manifest=self._kept(source, digest),
             check_target=False,
             check_blobs=check_blobs,
             before_tag=referrers,

@@ -136,7 +136,8 @@ class Copier:
         setting for this copy (False: no HEAD before uploading a blob, for targets known to be empty).
         ``before_tag`` is awaited with the top manifest after every blob and child manifest is in the target
         and before the top manifest is written (not at all when the target already has the image). ``held``
-        hands over child manifests and small blobs the caller already read from the source."""
+        hands over manifests (the top one, by digest, and its children) and small blobs the caller already
+        read from the source."""
         digest = Digest(reference) if is_valid_digest(reference) else None
         if source_manifest is not None:
             digest = source_manifest.digest
@@ -154,6 +155,8 @@ class Copier:
                     already_present=True,
                 )
             check_target = False
+        if source_manifest is None and held is not None and digest is not None:
+            source_manifest = held.manifest(str(digest))  # the caller may have read the top one too
         manifest = source_manifest or await source.get_manifest(source_repository, reference)
         if digest is not None and manifest.digest != digest:
             raise RegistryError(
