@@ -33,6 +33,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urljoin
 
 from reconciler.errors import DigestMismatchError, ReconcilerError, RegistryError
@@ -42,6 +43,11 @@ from reconciler.registry.auth import repository_scope
 from reconciler.registry.pipe import SplitSource, UploadPipe
 from reconciler.registry.retry import with_retries
 from reconciler.registry.session import RegistrySession
+
+if TYPE_CHECKING:
+    import httpx
+
+    from reconciler.registry.reply import Reply
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +70,12 @@ class _Location:
     PATCH answer, and only the latest one can cancel the session."""
 
     url: str
+
+    def follow(self, answer: httpx.Response | Reply) -> None:
+        """Take the fresh location a PATCH answer hands out (relative to the URL that answered)."""
+        moved = answer.headers.get("location")
+        if moved:
+            self.url = urljoin(str(answer.url), moved)
 
 
 def _with_query(url: str, name: str, value: str) -> str:
@@ -346,20 +358,22 @@ class BlobUploads:
                 try:
                     if response.status_code not in (202, 204):
                         raise await session.error(response, what, repository=repository, digest=digest)
-                    moved = response.headers.get("location")
-                    if moved:
-                        location.url = urljoin(str(response.request.url), moved)
+                    location.follow(response)
                 finally:
                     await response.aclose()
             tail = await source.tail()
-        reply = await session.request(
-            "PUT", _with_query(location.url, "digest", digest), scopes=scopes, what="PUT blob (close upload)",
-            ok=(201, 204), repository=repository, digest=digest, content=tail, retry=False,
-            headers={"Content-Type": "application/octet-stream", "Content-Length": str(len(tail))},
+        await self._close(location, repository, digest, tail)
+        note(len(tail))
+
+    async def _close(self, location: _Location, repository: str, digest: str, body: bytes = b"") -> None:
+        """The PUT that completes an upload session (with the last bytes, if any), and the stored digest checked."""
+        reply = await self._session.request(
+            "PUT", _with_query(location.url, "digest", digest), scopes=[repository_scope(repository, "pull", "push")],
+            what="PUT blob (close upload)", ok=(201, 204), repository=repository, digest=digest, content=body,
+            retry=False, headers={"Content-Type": "application/octet-stream", "Content-Length": str(len(body))},
         )  # fmt: skip
         assert reply is not None
         self._check_stored(reply.headers.get("docker-content-digest"), repository, digest)
-        note(len(tail))
 
     def _check_stored(self, stored: str | None, repository: str, digest: str) -> None:
         same_algorithm = stored is not None and stored.split(":", 1)[0] == digest.split(":", 1)[0]
@@ -409,9 +423,7 @@ class BlobUploads:
             assert reply is not None
             offset += len(data)
             note(len(data))
-            next_location = reply.headers.get("location")
-            if next_location:
-                location.url = urljoin(str(reply.url), next_location)
+            location.follow(reply)
 
         def uncounted(_: int) -> None:
             return None  # bytes are counted per PATCH above, not per chunk read
@@ -426,16 +438,4 @@ class BlobUploads:
                     del buffer[:piece]
             if buffer:
                 await patch(bytes(buffer))
-        reply = await session.request(
-            "PUT",
-            _with_query(location.url, "digest", digest),
-            scopes=scopes,
-            what="PUT blob (close upload)",
-            ok=(201, 204),
-            repository=repository,
-            digest=digest,
-            headers={"Content-Length": "0"},
-            retry=False,
-        )
-        assert reply is not None
-        self._check_stored(reply.headers.get("docker-content-digest"), repository, digest)
+        await self._close(location, repository, digest)
