@@ -4,9 +4,8 @@
 one ``DigestVerifier`` in a worker thread, one block behind the network, and holds the LAST block back
 until the hash (and the size) is known good, so a blob whose bytes are wrong never completes.
 
-``SplitSource`` serves the split upload (``reconciler.registry.uploads``) through an ``UploadPipe``: the
-first ``size - tail`` bytes as one request body (a PATCH), then the rest read to the end and verified
-BEFORE any of it is sent. A
+``SplitSource`` serves the split upload (``reconciler.registry.uploads``): the first ``size - tail`` bytes
+as one request body (a PATCH), then the rest read to the end and verified BEFORE any of it is sent. A
 source found wrong after the PATCH (longer than its descriptor, a bad digest) therefore leaves a cleanly
 written upload session, which the registry lets its client cancel. No I/O of its own beyond the stream.
 """
@@ -99,11 +98,14 @@ class UploadPipe:
 
 class SplitSource:
     """A blob's stream cut in two for the split upload: ``head()`` yields exactly the first ``head_size``
-    bytes (a request body of known length), then ``tail()`` reads the rest to the end and returns the last
-    bytes to send. The bytes come through an ``UploadPipe`` (hashed one block behind, its last block held
-    back until size and digest are checked), so ``tail()`` returns only once the whole stream was found to
-    be the blob. Every failure is the pipe's ``DigestMismatchError`` naming the target (the copier's own
-    source checks, which blame the source, come first when it is a registry)."""
+    bytes (a request body of known length), then ``tail()`` reads the rest to the end, checks size and
+    digest, and returns the last bytes to send. Every failure is a ``DigestMismatchError`` naming the
+    target (the copier's own source checks, which blame the source, come first when it is a registry).
+
+    Not built on ``UploadPipe``: the pipe holds its last block back until the END of the stream, so a
+    source found wrong would fail in the middle of the PATCH, and distribution 2.8 cannot cancel a session
+    whose PATCH did not finish (tests/hardening/test_abandoned_uploads.py). The head must be sent whole
+    first, and only the tail waits for the verdict."""
 
     def __init__(
         self,
@@ -116,33 +118,50 @@ class SplitSource:
         head_size: int,
         verify: bool,
     ) -> None:
-        pipe = UploadPipe(registry=registry, repository=repository, digest=digest, size=size, verify=verify)
-        self._body = pipe.body(chunks, _uncounted).__aiter__()
+        self._chunks = chunks
         self._where = {"registry": registry, "repository": repository, "digest": digest}
+        self._verifier = DigestVerifier(digest, size) if verify else None
         self._size = size
         self._head_size = head_size
         self._rest = bytearray()
+        self._received = 0
+
+    def _fail(self, message: str) -> DigestMismatchError:
+        return DigestMismatchError(f"{message}; upload aborted", **self._where)  # type: ignore[arg-type]
+
+    async def _hash(self, piece: bytes) -> None:
+        if self._verifier is not None:
+            await asyncio.to_thread(self._verifier.update, piece)
 
     async def head(self, note: ByteProgress) -> AsyncIterator[bytes]:
         sent = 0
         while sent < self._head_size:
             try:
-                chunk = await anext(self._body)
+                chunk = await anext(self._chunks)
             except StopAsyncIteration:
-                message = f"{sent} bytes, the descriptor says {self._size}; upload aborted"
-                raise DigestMismatchError(message, **self._where) from None  # type: ignore[arg-type]
+                raise self._fail(f"{sent} bytes, the descriptor says {self._size}") from None
+            self._received += len(chunk)
             piece = chunk[: self._head_size - sent]
             self._rest += chunk[len(piece) :]
+            await self._hash(piece)
             sent += len(piece)
             yield piece
             note(len(piece))
 
     async def tail(self) -> bytes:
         """The bytes after the head, once the whole stream was read and found to be the blob."""
-        async for chunk in self._body:
+        limit = self._size - self._head_size
+        async for chunk in self._chunks:
+            self._received += len(chunk)
             self._rest += chunk
-        return bytes(self._rest)
-
-
-def _uncounted(_count: int) -> None:
-    """Progress is counted by the split upload per request body, not per block of the pipe."""
+            if len(self._rest) > limit:
+                raise self._fail(f"more than the {self._size} bytes the descriptor says")
+        if self._received != self._size:
+            raise self._fail(f"{self._received} bytes, the descriptor says {self._size}")
+        rest = bytes(self._rest)
+        await self._hash(rest)
+        if self._verifier is not None:
+            mismatch = self._verifier.mismatch()
+            if mismatch is not None:
+                raise self._fail(f"the bytes are {mismatch}")
+        return rest
