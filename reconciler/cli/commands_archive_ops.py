@@ -296,8 +296,7 @@ def _exit_on_failure(done: Executed, output: OutputFormat) -> None:
 
 def manual_destroys(desired: DesiredState, entries: dict[str, ArchiveEntry]) -> list[Action]:
     """DESTROY per named entry (rule ``manual``); ``CommandError`` when a declared version uses one's digest."""
-    from reconciler.archive import SOURCE_REGISTRY
-    from reconciler.model.plan import Action, ActionKind
+    from reconciler.engine.lifecycle import destroy_action
 
     users: dict[str, list[str]] = {}
     for state in desired.environments.values():
@@ -312,26 +311,17 @@ def manual_destroys(desired: DesiredState, entries: dict[str, ArchiveEntry]) -> 
             status="refused",
         )
     by_prefix = {env.prefix: env.name for env in desired.config.environments}
-    actions = []
-    for number, (name, entry) in enumerate(entries.items()):
-        repository = entry.repository or name
-        prefix, _slash, image = repository.partition("/")
-        actions.append(
-            Action(
-                id=number,
-                kind=ActionKind.DESTROY,
-                environment=by_prefix.get(prefix, ""),
-                registry=entry.annotations.get(SOURCE_REGISTRY, ""),
-                image=image or repository,
-                repository=repository,
-                tag=entry.tag or "",
-                digest=str(entry.digest),
-                archive_ref=name,
-                rule="manual",
-                reason="named on the command line",
-            )
+    return [
+        destroy_action(
+            entry,
+            name,
+            id=number,
+            environment=by_prefix.get((entry.repository or name).partition("/")[0], ""),
+            rule="manual",
+            reason="named on the command line",
         )
-    return actions
+        for number, (name, entry) in enumerate(entries.items())
+    ]
 
 
 @archive_app.command("destroy")

@@ -108,21 +108,35 @@ def destroy_actions(
             kept.append(entry.name)
             continue
         actions.append(
-            Action(
+            destroy_action(
+                entry,
+                entry.name,
                 id=first_id + len(actions),
-                kind=ActionKind.DESTROY,
                 environment=env.name,
-                registry=entry.annotations.get(SOURCE_REGISTRY, ""),
-                image=image,
-                repository=entry.repository,
-                tag=entry.tag,
-                digest=str(entry.digest),
-                archive_ref=entry.name,
                 rule=f"destroy_after_days={days}",
                 reason=f"archived {stamp:%Y-%m-%d}, more than {days} days ago",
             )
         )
     return DestroyPlan(tuple(actions), tuple(kept))
+
+
+def destroy_action(entry: ArchiveEntry, name: str, *, id: int, environment: str, rule: str, reason: str) -> Action:
+    """DESTROY of the archive entry ``name`` (``<prefix>/<image>:<tag>``, or any name another tool gave it)."""
+    repository = entry.repository or name
+    _prefix, _slash, image = repository.partition("/")
+    return Action(
+        id=id,
+        kind=ActionKind.DESTROY,
+        environment=environment,
+        registry=entry.annotations.get(SOURCE_REGISTRY, ""),
+        image=image or repository,
+        repository=repository,
+        tag=entry.tag or "",
+        digest=str(entry.digest),
+        archive_ref=name,
+        rule=rule,
+        reason=reason,
+    )
 
 
 def _day(moment: datetime) -> date:
