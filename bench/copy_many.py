@@ -22,6 +22,7 @@ from pathlib import Path
 from bench.harness import (
     Measurement,
     compile_package,
+    fastest,
     fresh_registry,
     machine_info,
     markdown_table,
@@ -70,7 +71,7 @@ def run(repeat: int) -> dict[str, object]:
             source.stop()
 
     def best(tool: str, phase: str) -> Measurement:
-        return min((m for m in measurements if m.label.startswith(f"{tool} {phase}")), key=lambda m: m.wall_seconds)
+        return fastest(measurements, f"{tool} {phase}")
 
     summary = {
         f"{tool} {phase}": {

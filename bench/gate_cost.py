@@ -18,6 +18,7 @@ from pathlib import Path
 from bench.harness import (
     Measurement,
     compile_package,
+    fastest,
     fresh_registry,
     machine_info,
     markdown_table,
@@ -63,11 +64,7 @@ def run(repeat: int) -> dict[str, object]:
         finally:
             dev.stop()
 
-    def best(variant: str) -> Measurement:
-        chosen = [m for m in measurements if m.label.startswith(f"apply {variant} ")]
-        return min(chosen, key=lambda m: m.wall_seconds)
-
-    gated, ungated = best("gated"), best("ungated")
+    gated, ungated = fastest(measurements, "apply gated"), fastest(measurements, "apply ungated")
     extra = gated.total_requests - ungated.total_requests
     return {
         "machine": machine_info(),

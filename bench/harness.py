@@ -29,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -240,6 +240,11 @@ def machine_info() -> dict[str, str]:
         "skopeo": _command_output("skopeo", "--version"),
         "docker-registry": _command_output("/usr/bin/docker-registry", "--version"),
     }
+
+
+def fastest(measurements: Iterable[Measurement], name: str) -> Measurement:
+    """The quickest run labelled ``<name> #<round>`` (the benchmarks' labels)."""
+    return min((m for m in measurements if m.label.rsplit(" #", 1)[0] == name), key=lambda m: m.wall_seconds)
 
 
 def markdown_table(measurements: Sequence[Measurement], *, per: int | None = None, per_label: str = "image") -> str:

@@ -24,7 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.harness import Measurement, compile_package, machine_info, run_measured, write_results
+from bench.harness import Measurement, compile_package, fastest, machine_info, run_measured, write_results
 from bench.imageset import reconciler_command
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,7 +95,7 @@ def run(count: int, repeat: int) -> dict[str, object]:
                 measurements.append(measured)
 
     def best(tool: str) -> Measurement:
-        return min((m for m in measurements if m.label.startswith(f"{tool} #")), key=lambda m: m.wall_seconds)
+        return fastest(measurements, tool)
 
     table = ["| run | wall s | CPU s (user+sys) | peak RSS MiB | files/s |", "| --- | ---: | ---: | ---: | ---: |"]
     for m in measurements:

@@ -20,6 +20,7 @@ from pathlib import Path
 from bench.harness import (
     Measurement,
     compile_package,
+    fastest,
     fresh_registry,
     machine_info,
     markdown_table,
@@ -74,7 +75,7 @@ def run(repeat: int) -> dict[str, object]:
             dev.stop()
 
     def best(label: str) -> Measurement:
-        return min((m for m in measurements if m.label.rsplit(" #", 1)[0] == label), key=lambda m: m.wall_seconds)
+        return fastest(measurements, label)
 
     labels = ["skopeo sync", "skopeo sync no-op", "reconciler apply", "reconciler plan no-op", "reconciler apply no-op"]
     summary = {
